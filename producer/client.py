@@ -1,0 +1,346 @@
+"""FaceQueue: submit face jobs, wait for results, follow batches. Sync and asyncio flavours over one Redis layout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from producer import jobs as _jobs
+from producer.contract import (
+    ResultEnvelope,
+    batch_key,
+    batch_stream_key,
+    blob_key,
+    done_channel,
+    new_id,
+    result_key,
+)
+from producer.jobs import PreparedJob
+from producer.messages import protocol_app, task_message
+from producer.settings import ProducerSettings
+
+# Wait loops re-read the result key at least this often, so a lost pub/sub notification (a Redis restart, a
+# reconnect) delays a waiter by at most this long instead of forever.
+_RECHECK_S = 1.0
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """What submit returns: enough to wait for the job's result."""
+
+    job_id: str
+    batch_id: str
+
+
+@dataclass(frozen=True)
+class BatchHandle:
+    """What submit_many returns."""
+
+    batch_id: str
+    job_ids: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.job_ids)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A batch's counters: jobs submitted, succeeded and failed so far."""
+
+    batch_id: str
+    total: int
+    succeeded: int
+    failed: int
+    sealed: bool
+    """True once every job of the batch has been submitted."""
+
+    @property
+    def done(self) -> int:
+        """Jobs with a published result."""
+        return self.succeeded + self.failed
+
+    @property
+    def finished(self) -> bool:
+        """True when every submitted job of a sealed batch has a result."""
+        return self.sealed and self.done >= self.total
+
+    @classmethod
+    def from_hash(cls, batch_id: str, raw: dict[Any, Any]) -> BatchProgress:
+        """Build from the batch hash as redis-py returns it (bytes keys and values)."""
+        fields = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        return cls(
+            batch_id=batch_id,
+            total=fields.get("total", 0),
+            succeeded=fields.get("succeeded", 0),
+            failed=fields.get("failed", 0),
+            sealed=bool(fields.get("sealed", 0)),
+        )
+
+
+class UnknownBatchError(LookupError):
+    """No such batch in Redis: never submitted, or its progress expired."""
+
+
+class _Core:
+    """What both flavours share: settings, message building, the commands of one submit chunk."""
+
+    def __init__(self, settings: ProducerSettings | None) -> None:
+        self.settings = settings or ProducerSettings()
+        self._app = protocol_app()
+
+    def chunk_commands(self, pipe: Any, batch_id: str, chunk: list[PreparedJob], seen: set[str]) -> list[str]:
+        """Queue one chunk's blob stores, counters and task messages on a pipeline; return the job ids."""
+        s = self.settings
+        key = batch_key(batch_id)
+        ids = []
+        pipe.hincrby(key, "total", len(chunk))
+        pipe.expire(key, s.result_ttl_s)
+        for prepared in chunk:
+            for digest, data in prepared.blobs.items():
+                if digest not in seen:
+                    # NX: identical photos in a batch are stored once; EX: they vanish if nobody runs the job.
+                    pipe.set(blob_key(digest), data, nx=True, ex=s.blob_ttl_s)
+                    seen.add(digest)
+            job = prepared.job.model_copy(update={"batch_id": batch_id})
+            pipe.lpush(s.queue, task_message(self._app, job, s.queue))
+            ids.append(job.job_id)
+        return ids
+
+    def chunks(self, prepared: Iterable[PreparedJob]) -> Iterator[list[PreparedJob]]:
+        """Split jobs into pipeline-sized chunks, enforcing the batch size limit."""
+        chunk: list[PreparedJob] = []
+        count = 0
+        for item in prepared:
+            count += 1
+            if count > self.settings.max_batch_jobs:
+                raise ValueError(
+                    f"a batch holds at most {self.settings.max_batch_jobs} jobs (FACEQUEUE_MAX_BATCH_JOBS)"
+                )
+            chunk.append(item)
+            if len(chunk) >= self.settings.submit_chunk:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def seal(self, pipe: Any, batch_id: str) -> None:
+        """Mark a batch complete: iterators stop once every one of its jobs has a result."""
+        pipe.hset(batch_key(batch_id), "sealed", 1)
+        pipe.expire(batch_key(batch_id), self.settings.result_ttl_s)
+
+
+def _envelope(raw: bytes | str) -> ResultEnvelope:
+    return ResultEnvelope.model_validate_json(raw)
+
+
+class FaceQueue(_Core):
+    """The synchronous client: for web handlers, scripts and the CLI.
+
+    Jobs may run more than once (a worker killed mid-job is redelivered); each job's result is published once.
+    """
+
+    def __init__(self, settings: ProducerSettings | None = None, client: redis.Redis | None = None) -> None:
+        super().__init__(settings)
+        self.redis: redis.Redis = client or redis.Redis.from_url(
+            str(self.settings.redis_url), health_check_interval=30, socket_keepalive=True
+        )
+
+    def close(self) -> None:
+        """Close the Redis connections."""
+        self.redis.close()
+
+    def __enter__(self) -> FaceQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ping(self) -> None:
+        """Raise redis.ConnectionError if Redis does not answer."""
+        self.redis.ping()
+
+    # --- submitting ---
+
+    def submit(self, prepared: PreparedJob) -> JobHandle:
+        """Submit one job (as a batch of one) and return its handle."""
+        batch = self.submit_many([prepared])
+        return JobHandle(batch.job_ids[0], batch.batch_id)
+
+    def submit_many(self, prepared: Iterable[PreparedJob], batch_id: str | None = None) -> BatchHandle:
+        """Submit many jobs as one batch, one Redis round trip per chunk of FACEQUEUE_SUBMIT_CHUNK jobs."""
+        batch_id = batch_id or new_id()
+        ids: list[str] = []
+        seen: set[str] = set()
+        for chunk in self.chunks(prepared):
+            pipe = self.redis.pipeline(transaction=False)
+            ids += self.chunk_commands(pipe, batch_id, chunk, seen)
+            pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        self.seal(pipe, batch_id)
+        pipe.execute()
+        return BatchHandle(batch_id, tuple(ids))
+
+    def detect_faces(self, image: _jobs.ImageInput, **params: Any) -> JobHandle:
+        """Submit one DetectFaces job (attributes=DEFAULT|ALL|names)."""
+        return self.submit(_jobs.detect_faces(image, max_bytes=self.settings.max_image_bytes, **params))
+
+    # --- reading ---
+
+    def get_result(self, job_id: str) -> ResultEnvelope | None:
+        """Return the job's result if it has been published, else None."""
+        raw = self.redis.get(result_key(job_id))
+        return _envelope(raw) if raw else None  # type: ignore[arg-type]
+
+    def result(self, job: JobHandle | str, timeout_s: float | None = 60.0) -> ResultEnvelope:
+        """Wait for one job's result; raise TimeoutError after timeout_s (None waits forever)."""
+        job_id = job.job_id if isinstance(job, JobHandle) else job
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        found = self.get_result(job_id)
+        if found:
+            return found
+        with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            pubsub.subscribe(done_channel(job_id))
+            while True:
+                # Re-read after subscribing: the result may have landed between the first read and the subscribe.
+                found = self.get_result(job_id)
+                if found:
+                    return found
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no result for job {job_id} within {timeout_s} s")
+                pubsub.get_message(timeout=_RECHECK_S if remaining is None else min(_RECHECK_S, remaining))
+
+    def progress(self, batch_id: str) -> BatchProgress:
+        """Return a batch's counters; raise UnknownBatchError if Redis has none."""
+        raw = self.redis.hgetall(batch_key(batch_id))
+        if not raw:
+            raise UnknownBatchError(f"no batch {batch_id} (never submitted, or expired)")
+        return BatchProgress.from_hash(batch_id, raw)  # type: ignore[arg-type]
+
+    def iter_results(self, batch_id: str, timeout_s: float | None = None) -> Iterator[ResultEnvelope]:
+        """Yield a batch's results in completion order until every job has one; TimeoutError on a stall."""
+        stream = batch_stream_key(batch_id)
+        last_id = "0-0"
+        yielded = 0
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            progress = self.progress(batch_id)
+            if progress.sealed and yielded >= progress.total:
+                return
+            block_ms = int(_RECHECK_S * 1000)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
+                block_ms = max(1, min(block_ms, int(remaining * 1000)))
+            reply = self.redis.xread({stream: last_id}, count=500, block=block_ms)
+            for _stream, entries in reply or []:  # type: ignore[union-attr]
+                ids = [fields[b"job_id"].decode() for _entry_id, fields in entries]
+                last_id = entries[-1][0].decode()
+                for raw in self.redis.mget([result_key(i) for i in ids]):  # type: ignore[union-attr]
+                    if raw:
+                        yielded += 1
+                        yield _envelope(raw)
+
+    def wait(self, batch_id: str, timeout_s: float | None = None) -> list[ResultEnvelope]:
+        """Wait for a whole batch and return its results."""
+        return list(self.iter_results(batch_id, timeout_s=timeout_s))
+
+
+class AsyncFaceQueue(_Core):
+    """The asyncio client: the same operations as FaceQueue, awaitable."""
+
+    def __init__(self, settings: ProducerSettings | None = None, client: aredis.Redis | None = None) -> None:
+        super().__init__(settings)
+        self.redis: aredis.Redis = client or aredis.Redis.from_url(
+            str(self.settings.redis_url), health_check_interval=30, socket_keepalive=True
+        )
+
+    async def aclose(self) -> None:
+        """Close the Redis connections."""
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncFaceQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def submit(self, prepared: PreparedJob) -> JobHandle:
+        """Submit one job (as a batch of one) and return its handle."""
+        batch = await self.submit_many([prepared])
+        return JobHandle(batch.job_ids[0], batch.batch_id)
+
+    async def submit_many(self, prepared: Iterable[PreparedJob], batch_id: str | None = None) -> BatchHandle:
+        """Submit many jobs as one batch, one Redis round trip per chunk."""
+        batch_id = batch_id or new_id()
+        ids: list[str] = []
+        seen: set[str] = set()
+        for chunk in self.chunks(prepared):
+            pipe = self.redis.pipeline(transaction=False)
+            ids += self.chunk_commands(pipe, batch_id, chunk, seen)
+            await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        self.seal(pipe, batch_id)
+        await pipe.execute()
+        return BatchHandle(batch_id, tuple(ids))
+
+    async def get_result(self, job_id: str) -> ResultEnvelope | None:
+        """Return the job's result if it has been published, else None."""
+        raw = await self.redis.get(result_key(job_id))
+        return _envelope(raw) if raw else None
+
+    async def result(self, job: JobHandle | str, timeout_s: float | None = 60.0) -> ResultEnvelope:
+        """Wait for one job's result; raise TimeoutError after timeout_s."""
+        job_id = job.job_id if isinstance(job, JobHandle) else job
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        found = await self.get_result(job_id)
+        if found:
+            return found
+        async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(done_channel(job_id))
+            while True:
+                found = await self.get_result(job_id)
+                if found:
+                    return found
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no result for job {job_id} within {timeout_s} s")
+                await pubsub.get_message(timeout=_RECHECK_S if remaining is None else min(_RECHECK_S, remaining))
+
+    async def progress(self, batch_id: str) -> BatchProgress:
+        """Return a batch's counters; raise UnknownBatchError if Redis has none."""
+        raw = await self.redis.hgetall(batch_key(batch_id))
+        if not raw:
+            raise UnknownBatchError(f"no batch {batch_id} (never submitted, or expired)")
+        return BatchProgress.from_hash(batch_id, raw)
+
+    async def iter_results(self, batch_id: str, timeout_s: float | None = None) -> AsyncIterator[ResultEnvelope]:
+        """Yield a batch's results in completion order until every job has one."""
+        stream = batch_stream_key(batch_id)
+        last_id = "0-0"
+        yielded = 0
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            progress = await self.progress(batch_id)
+            if progress.sealed and yielded >= progress.total:
+                return
+            block_ms = int(_RECHECK_S * 1000)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
+                block_ms = max(1, min(block_ms, int(remaining * 1000)))
+            reply = await self.redis.xread({stream: last_id}, count=500, block=block_ms)
+            for _stream, entries in reply or []:
+                ids = [fields[b"job_id"].decode() for _entry_id, fields in entries]
+                last_id = entries[-1][0].decode()
+                for raw in await self.redis.mget([result_key(i) for i in ids]):
+                    if raw:
+                        yielded += 1
+                        yield _envelope(raw)

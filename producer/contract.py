@@ -1,0 +1,401 @@
+"""The wire contract between producers, workers and consumers: jobs, results, names. pydantic + stdlib only.
+
+Producers validate a job before it is enqueued, workers validate it again when it arrives, and consumers read the
+result envelope from the results stream as plain JSON. Bump SCHEMA_VERSION on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+# --- Names shared by every party: queues, tasks and Redis keys live here and nowhere else. ---
+DEFAULT_QUEUE = "facequeue"
+DEFAULT_RESULTS_STREAM = "facequeue:results"
+KEY_PREFIX = "facequeue"
+
+
+class Operation(StrEnum):
+    """A Rekognition operation a job runs; the value is Rekognition's own operation name."""
+
+    DETECT_FACES = "DetectFaces"
+    COMPARE_FACES = "CompareFaces"
+    INDEX_FACES = "IndexFaces"
+    SEARCH_FACES_BY_IMAGE = "SearchFacesByImage"
+    CREATE_COLLECTION = "CreateCollection"
+    DELETE_COLLECTION = "DeleteCollection"
+    LIST_FACES = "ListFaces"
+    DELETE_FACES = "DeleteFaces"
+
+
+TASK_NAMES: dict[Operation, str] = {
+    Operation.DETECT_FACES: "facequeue.detect_faces",
+    Operation.COMPARE_FACES: "facequeue.compare_faces",
+    Operation.INDEX_FACES: "facequeue.index_faces",
+    Operation.SEARCH_FACES_BY_IMAGE: "facequeue.search_faces_by_image",
+    Operation.CREATE_COLLECTION: "facequeue.create_collection",
+    Operation.DELETE_COLLECTION: "facequeue.delete_collection",
+    Operation.LIST_FACES: "facequeue.list_faces",
+    Operation.DELETE_FACES: "facequeue.delete_faces",
+}
+
+
+def blob_key(sha256_hex: str) -> str:
+    """Redis key of an image the producer stored by content (claim check)."""
+    return f"{KEY_PREFIX}:blob:{sha256_hex}"
+
+
+def result_key(job_id: str) -> str:
+    """Redis key holding a job's published result envelope; its existence means 'published'."""
+    return f"{KEY_PREFIX}:result:{job_id}"
+
+
+def done_channel(job_id: str) -> str:
+    """Pub/sub channel notified once when a job's result is published."""
+    return f"{KEY_PREFIX}:done:{job_id}"
+
+
+def batch_key(batch_id: str) -> str:
+    """Redis hash of a batch's progress counters (total, succeeded, failed)."""
+    return f"{KEY_PREFIX}:batch:{batch_id}"
+
+
+def batch_stream_key(batch_id: str) -> str:
+    """Redis stream of a batch's completed job ids, in completion order."""
+    return f"{KEY_PREFIX}:batch:{batch_id}:done"
+
+
+# --- Rekognition's own parameter rules (from its service model). ---
+COLLECTION_ID_PATTERN = r"^[a-zA-Z0-9_.\-]+$"
+EXTERNAL_IMAGE_ID_PATTERN = r"^[a-zA-Z0-9_.\-:]+$"
+FACE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+S3_BUCKET_PATTERN = r"^[0-9A-Za-z.\-_]+$"
+
+CollectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=COLLECTION_ID_PATTERN)]
+ExternalImageId = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=EXTERNAL_IMAGE_ID_PATTERN)
+]
+FaceId = Annotated[str, StringConstraints(pattern=FACE_ID_PATTERN)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Attribute(StrEnum):
+    """DetectFaces / IndexFaces attribute names, as Rekognition spells them."""
+
+    DEFAULT = "DEFAULT"
+    ALL = "ALL"
+    AGE_RANGE = "AGE_RANGE"
+    BEARD = "BEARD"
+    EMOTIONS = "EMOTIONS"
+    EYE_DIRECTION = "EYE_DIRECTION"
+    EYEGLASSES = "EYEGLASSES"
+    EYES_OPEN = "EYES_OPEN"
+    GENDER = "GENDER"
+    MOUTH_OPEN = "MOUTH_OPEN"
+    MUSTACHE = "MUSTACHE"
+    FACE_OCCLUDED = "FACE_OCCLUDED"
+    SMILE = "SMILE"
+    SUNGLASSES = "SUNGLASSES"
+
+
+class QualityFilter(StrEnum):
+    """How strictly Rekognition filters low-quality faces."""
+
+    NONE = "NONE"
+    AUTO = "AUTO"
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+
+class _Model(BaseModel):
+    # Frozen and closed: a typo in a field name is an error at both ends, never a silently ignored field.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- Image sources: references only. Megabytes never travel inside a broker message. ---
+
+
+class S3Image(_Model):
+    """An image in S3 (or any S3-compatible store the worker's AWS_ENDPOINT_URL_S3 names)."""
+
+    kind: Literal["s3"] = "s3"
+    bucket: Annotated[str, StringConstraints(min_length=3, max_length=255, pattern=S3_BUCKET_PATTERN)]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    version: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+
+    def describe(self) -> str:
+        """Return a short human label, s3://bucket/key."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class BlobImage(_Model):
+    """Image bytes the producer stored in Redis under a content-addressed key with a TTL (a claim check)."""
+
+    kind: Literal["blob"] = "blob"
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size_bytes: Annotated[int, Field(ge=0)]
+
+    @property
+    def key(self) -> str:
+        """The Redis key holding the bytes."""
+        return blob_key(self.sha256)
+
+    def describe(self) -> str:
+        """Return a short human label."""
+        return f"blob:{self.sha256[:12]}"
+
+
+ImageSource = Annotated[S3Image | BlobImage, Field(discriminator="kind")]
+
+
+# --- Jobs. ---
+
+
+def new_id() -> str:
+    """Return a fresh job or batch id."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class _Job(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_\-]{1,64}$")] = Field(default_factory=new_id)
+    batch_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_\-]{1,64}$")] | None = None
+    submitted_at: datetime = Field(default_factory=utcnow)
+    label: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    """A human label for the job (e.g. the photo's file name); carried into the result."""
+    use_cache: bool = True
+    """Opt-out of serving a stored response for the same image and parameters (issue 'never pay twice')."""
+
+
+def _normalise_attributes(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip().upper() for part in value.split(",") if part.strip()]
+    return value
+
+
+class DetectFacesJob(_Job):
+    """DetectFaces on one image."""
+
+    operation: Literal[Operation.DETECT_FACES] = Operation.DETECT_FACES
+    image: ImageSource
+    attributes: Annotated[tuple[Attribute, ...], Field(min_length=1)] = (Attribute.DEFAULT,)
+
+    _split = field_validator("attributes", mode="before")(_normalise_attributes)
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters other than the image."""
+        return {"Attributes": [a.value for a in self.attributes]}
+
+
+class CompareFacesJob(_Job):
+    """CompareFaces: the largest face of the source against the faces of the target."""
+
+    operation: Literal[Operation.COMPARE_FACES] = Operation.COMPARE_FACES
+    source: ImageSource
+    target: ImageSource
+    similarity_threshold: Percent = 80.0
+    quality_filter: QualityFilter = QualityFilter.NONE
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters other than the images."""
+        return {"SimilarityThreshold": self.similarity_threshold, "QualityFilter": self.quality_filter.value}
+
+
+class IndexFacesJob(_Job):
+    """IndexFaces: add the faces of an image to a collection."""
+
+    operation: Literal[Operation.INDEX_FACES] = Operation.INDEX_FACES
+    image: ImageSource
+    collection_id: CollectionId
+    external_image_id: ExternalImageId | None = None
+    max_faces: Annotated[int, Field(ge=1, le=100)] | None = None
+    quality_filter: QualityFilter = QualityFilter.AUTO
+    detection_attributes: tuple[Attribute, ...] = (Attribute.DEFAULT,)
+
+    _split = field_validator("detection_attributes", mode="before")(_normalise_attributes)
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters other than the image."""
+        params: dict[str, Any] = {
+            "CollectionId": self.collection_id,
+            "QualityFilter": self.quality_filter.value,
+            "DetectionAttributes": [a.value for a in self.detection_attributes],
+        }
+        if self.external_image_id is not None:
+            params["ExternalImageId"] = self.external_image_id
+        if self.max_faces is not None:
+            params["MaxFaces"] = self.max_faces
+        return params
+
+
+class SearchFacesByImageJob(_Job):
+    """SearchFacesByImage: the largest face of an image against a collection."""
+
+    operation: Literal[Operation.SEARCH_FACES_BY_IMAGE] = Operation.SEARCH_FACES_BY_IMAGE
+    image: ImageSource
+    collection_id: CollectionId
+    face_match_threshold: Percent = 80.0
+    max_faces: Annotated[int, Field(ge=1, le=4096)] = 10
+    quality_filter: QualityFilter = QualityFilter.NONE
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters other than the image."""
+        return {
+            "CollectionId": self.collection_id,
+            "FaceMatchThreshold": self.face_match_threshold,
+            "MaxFaces": self.max_faces,
+            "QualityFilter": self.quality_filter.value,
+        }
+
+
+class CreateCollectionJob(_Job):
+    """CreateCollection."""
+
+    operation: Literal[Operation.CREATE_COLLECTION] = Operation.CREATE_COLLECTION
+    collection_id: CollectionId
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        return {"CollectionId": self.collection_id}
+
+
+class DeleteCollectionJob(_Job):
+    """DeleteCollection."""
+
+    operation: Literal[Operation.DELETE_COLLECTION] = Operation.DELETE_COLLECTION
+    collection_id: CollectionId
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        return {"CollectionId": self.collection_id}
+
+
+class ListFacesJob(_Job):
+    """ListFaces, one page."""
+
+    operation: Literal[Operation.LIST_FACES] = Operation.LIST_FACES
+    collection_id: CollectionId
+    max_results: Annotated[int, Field(ge=0, le=4096)] | None = None
+    next_token: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        params: dict[str, Any] = {"CollectionId": self.collection_id}
+        if self.max_results is not None:
+            params["MaxResults"] = self.max_results
+        if self.next_token is not None:
+            params["NextToken"] = self.next_token
+        return params
+
+
+class DeleteFacesJob(_Job):
+    """DeleteFaces."""
+
+    operation: Literal[Operation.DELETE_FACES] = Operation.DELETE_FACES
+    collection_id: CollectionId
+    face_ids: Annotated[tuple[FaceId, ...], Field(min_length=1, max_length=4096)]
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        return {"CollectionId": self.collection_id, "FaceIds": list(self.face_ids)}
+
+
+Job = Annotated[
+    DetectFacesJob
+    | CompareFacesJob
+    | IndexFacesJob
+    | SearchFacesByImageJob
+    | CreateCollectionJob
+    | DeleteCollectionJob
+    | ListFacesJob
+    | DeleteFacesJob,
+    Field(discriminator="operation"),
+]
+JOB_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)
+
+IMAGE_OPERATIONS = frozenset(
+    {Operation.DETECT_FACES, Operation.COMPARE_FACES, Operation.INDEX_FACES, Operation.SEARCH_FACES_BY_IMAGE}
+)
+
+
+def parse_job(payload: Any) -> Job:
+    """Validate a JSON-decoded job; raises pydantic.ValidationError with every problem listed."""
+    return JOB_ADAPTER.validate_python(payload)
+
+
+# --- Results. ---
+
+
+class JobStatus(StrEnum):
+    """How a job ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobError(_Model):
+    """Why a job failed: a code a program can branch on, a message a person can act on."""
+
+    code: str
+    message: str
+    retryable: bool
+
+
+class ResultEnvelope(_Model):
+    """What a consumer reads for one job, from the result key, the results stream or Celery's backend."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: str
+    batch_id: str | None = None
+    operation: str
+    status: JobStatus
+    label: str | None = None
+    response: dict[str, Any] | None = None
+    """Rekognition's response unchanged, less its ResponseMetadata (request ids and HTTP headers)."""
+    error: JobError | None = None
+    attempts: int = 1
+    """Rekognition calls made for this result (1 when the first call answered)."""
+    cached: bool = False
+    submitted_at: datetime | None = None
+    started_at: datetime
+    finished_at: datetime
+    queue_wait_ms: float | None = None
+    rekognition_ms: float = 0.0
+    worker: str | None = None
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> ResultEnvelope:
+        if self.status is JobStatus.SUCCEEDED and self.error is not None:
+            raise ValueError("a succeeded result carries no error")
+        if self.status is JobStatus.FAILED and self.error is None:
+            raise ValueError("a failed result carries an error")
+        return self
+
+    def face_count(self) -> int:
+        """Return how many faces the response describes (0 for operations without faces)."""
+        if self.response is None:
+            return 0
+        for member in ("FaceDetails", "FaceRecords", "FaceMatches"):
+            if member in self.response:
+                return len(self.response[member])
+        return 0
+
+
+def validate_collection_id(value: str) -> str:
+    """Check a CollectionId against Rekognition's rule; raises ValueError with a readable message."""
+    if not (1 <= len(value) <= 255) or not re.fullmatch(COLLECTION_ID_PATTERN, value):
+        raise ValueError(f"CollectionId {value!r} must be 1–255 characters of letters, digits, '_', '.', '-'")
+    return value

@@ -1,0 +1,170 @@
+"""The async core: a validated job in, a result envelope out. No Celery here."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from producer.contract import (
+    CompareFacesJob,
+    Job,
+    JobError,
+    JobStatus,
+    ResultEnvelope,
+    utcnow,
+)
+from worker.errors import JobFailure, PermanentError, TransientError
+from worker.images import rekognition_image
+from worker.settings import WorkerSettings
+
+# Codes AWS documents as worth retrying. Anything else Rekognition answers with a 4xx is the job's own fault.
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "InternalServerError",
+        "ServiceUnavailableException",
+        "LimitExceededException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+_METHODS = {
+    "DetectFaces": "detect_faces",
+    "CompareFaces": "compare_faces",
+    "IndexFaces": "index_faces",
+    "SearchFacesByImage": "search_faces_by_image",
+    "CreateCollection": "create_collection",
+    "DeleteCollection": "delete_collection",
+    "ListFaces": "list_faces",
+    "DeleteFaces": "delete_faces",
+}
+
+
+@dataclass
+class Deps:
+    """What the core needs from its process: long-lived clients and settings."""
+
+    rekognition: Any
+    s3: Any
+    redis: Any
+    settings: WorkerSettings
+    worker: str = ""
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+
+
+@dataclass
+class _Outcome:
+    attempts: int = 0
+    rekognition_ms: float = 0.0
+
+
+def classify(exc: BaseException) -> JobFailure:
+    """Map an exception from botocore/aiohttp to a transient or permanent failure with a stable code."""
+    if isinstance(exc, JobFailure):
+        return exc
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        code = str(response["Error"].get("Code") or "UnknownError")
+        message = str(response["Error"].get("Message") or code)
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in TRANSIENT_CODES or status >= 500:
+            return TransientError(code, message)
+        return PermanentError(code, message)
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError"):
+        return PermanentError(
+            "NoCredentials" if "Credentials" in name else "NoRegion",
+            f"{exc}: configure the worker through the standard AWS chain (AWS_PROFILE, AWS_REGION, ...)",
+        )
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError) or "Timeout" in name:
+        return TransientError("Timeout", f"Rekognition did not answer in time ({name})")
+    if isinstance(exc, OSError | ConnectionError) or "Connection" in name or "Endpoint" in name:
+        return TransientError("EndpointConnectionError", f"could not reach Rekognition: {exc}")
+    return PermanentError("InternalWorkerError", f"{name}: {exc}")
+
+
+def backoff_s(attempt: int, settings: WorkerSettings) -> float:
+    """Full-jitter exponential backoff (AWS Architecture Blog): uniform(0, min(cap, base × 2^attempt))."""
+    return random.uniform(0, min(settings.backoff_cap_s, settings.backoff_base_s * 2**attempt))
+
+
+async def _with_retries(call: Callable[[], Awaitable[Any]], deps: Deps, outcome: _Outcome) -> Any:
+    """Run one Rekognition call, retrying transient failures up to max_attempts with jittered backoff.
+
+    This is the only retry layer for throttling, 5xx, timeouts and connection errors: botocore's own retries are
+    off (runtime.py), so every attempt is counted in the envelope and seen by the rate limiter.
+    """
+    settings = deps.settings
+    while True:
+        outcome.attempts += 1
+        started = time.perf_counter()
+        try:
+            return await call()
+        except Exception as exc:
+            failure = classify(exc)
+            if not failure.retryable or outcome.attempts >= settings.max_attempts:
+                raise failure from None
+            await deps.sleep(backoff_s(outcome.attempts - 1, settings))
+        finally:
+            outcome.rekognition_ms += (time.perf_counter() - started) * 1000
+
+
+async def _request(job: Job, deps: Deps) -> dict[str, Any]:
+    """Build the Rekognition request for a job, fetching and normalising its images."""
+    params = job.request()
+    s = deps.settings
+    fetch = dict(redis=deps.redis, s3=deps.s3, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
+    if isinstance(job, CompareFacesJob):
+        source, target = await asyncio.gather(
+            rekognition_image(job.source, **fetch), rekognition_image(job.target, **fetch)
+        )
+        params.update(SourceImage=source, TargetImage=target)
+    elif hasattr(job, "image"):
+        params["Image"] = await rekognition_image(job.image, **fetch)
+    return params
+
+
+async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
+    """Run a job against Rekognition and return its envelope; never raises for a bad job."""
+    started_at = utcnow()
+    outcome = _Outcome()
+    response: dict[str, Any] | None = None
+    error: JobError | None = None
+    try:
+        params = await _request_with_transient_retries(job, deps)
+        method = getattr(deps.rekognition, _METHODS[job.operation.value])
+        response = await _with_retries(lambda: method(**params), deps, outcome)
+        response.pop("ResponseMetadata", None)
+    except JobFailure as failure:
+        error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
+    except Exception as exc:  # the worker never dies on a bad job: an unforeseen error is still a result
+        failure = classify(exc)
+        error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
+    finished_at = utcnow()
+    return ResultEnvelope(
+        job_id=job.job_id,
+        batch_id=job.batch_id,
+        operation=job.operation.value,
+        status=JobStatus.FAILED if error else JobStatus.SUCCEEDED,
+        label=job.label,
+        response=response,
+        error=error,
+        attempts=max(outcome.attempts, 1),
+        submitted_at=job.submitted_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        queue_wait_ms=max(0.0, (started_at - job.submitted_at).total_seconds() * 1000),
+        rekognition_ms=round(outcome.rekognition_ms, 3),
+        worker=deps.worker or None,
+    )
+
+
+async def _request_with_transient_retries(job: Job, deps: Deps) -> dict[str, Any]:
+    """Fetch a job's images; S3 hiccups (5xx, connection) are retried like Rekognition's, on their own count."""
+    return await _with_retries(lambda: _request(job, deps), deps, _Outcome())  # type: ignore[no-any-return]

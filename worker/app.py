@@ -1,0 +1,55 @@
+"""The Celery app: `celery -A worker.app worker`. JSON only, late acks, redelivery on worker loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from worker.runtime import close_runtime, get_runtime
+from worker.settings import WorkerSettings
+
+settings = WorkerSettings()
+
+app = Celery("facequeue", broker=str(settings.redis_url), backend=str(settings.redis_url), include=["worker.tasks"])
+app.conf.update(
+    # JSON only, both ways: a pickle message is refused unread (kombu raises ContentDisallowed).
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    task_default_queue=settings.queue,
+    # At-least-once: a job is acknowledged after it ran, and redelivered if its worker dies first.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_acks_on_failure_or_timeout=True,
+    # The thread pool feeds one event loop (runtime.py); concurrency is the number of jobs in flight.
+    worker_pool="threads",
+    worker_concurrency=settings.concurrency,
+    # With late acks every prefetched message is unacked; one per slot keeps a dying worker's share small.
+    worker_prefetch_multiplier=1,
+    broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+    result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+    result_expires=settings.result_ttl_s,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    task_send_sent_event=False,
+)
+
+
+@signals.worker_process_init.connect
+@signals.worker_init.connect
+def _open_runtime(sender: Any = None, **_: Any) -> None:
+    # Fail at start, not on the first job, when Redis or the AWS configuration is unusable. Size the HTTP pool for
+    # the concurrency the worker really runs with (`-c` on the command line wins over FACEQUEUE_CONCURRENCY).
+    concurrency = getattr(sender, "concurrency", None)
+    if isinstance(concurrency, int) and concurrency != settings.concurrency:
+        get_runtime(settings.model_copy(update={"concurrency": concurrency}))
+    else:
+        get_runtime(settings)
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    close_runtime()

@@ -1,0 +1,202 @@
+"""Fetch images (Redis blob, S3), and validate and normalise them into something Rekognition accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from producer.contract import BlobImage, ImageSource, S3Image
+from worker.errors import PermanentError, TransientError
+
+BYTES_LIMIT = 5 * 2**20
+"""Rekognition's limit for images passed as Bytes."""
+S3_LIMIT = 15 * 2**20
+"""Rekognition's limit for images passed as S3Object."""
+HEADER_BYTES = 128 * 1024
+"""Enough of a JPEG or PNG to read its format, size, mode and EXIF orientation without the pixels."""
+
+_ACCEPTED_FORMATS = {"JPEG", "PNG"}
+_ACCEPTED_MODES = {"RGB", "L"}
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the header says about an image."""
+
+    format: str | None
+    width: int
+    height: int
+    mode: str
+    orientation: int
+
+    def usable_as_is(self) -> bool:
+        """True when Rekognition takes the image unchanged and its boxes match the photo as a person sees it."""
+        return self.format in _ACCEPTED_FORMATS and self.mode in _ACCEPTED_MODES and self.orientation in (0, 1)
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (not raises) between 1× and 2× its own limit; we enforce ours below instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise PermanentError(
+            "InvalidImageFormatException", "the file is not an image Pillow can read (expected JPEG or PNG)"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise PermanentError("ImageTooLargeException", f"refused as a decompression bomb: {exc}") from None
+    width, height = img.size
+    if width * height > max_pixels:
+        raise PermanentError(
+            "ImageTooLargeException",
+            f"the image is {width}×{height} = {width * height / 1e6:.0f} MP; the limit is "
+            f"{max_pixels / 1e6:.0f} MP (FACEQUEUE_MAX_IMAGE_PIXELS)",
+        )
+    return img
+
+
+def inspect(data: bytes, max_pixels: int) -> ImageFacts:
+    """Read an image's header (the first HEADER_BYTES suffice) without decoding its pixels."""
+    img = _open(data, max_pixels)
+    try:
+        orientation = int(img.getexif().get(0x0112, 0) or 0)
+    except Exception:  # a damaged EXIF block is not worth failing the job over: treat as unrotated
+        orientation = 0
+    return ImageFacts(img.format, img.width, img.height, img.mode, orientation)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in _ACCEPTED_MODES:
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clip, or most of the photo turns white.
+        return img.point(lambda v: v / 256).convert("L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def _encode(img: Image.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    if fmt == "PNG":
+        img.save(out, "PNG", optimize=False)
+    else:
+        img.save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+def normalise(data: bytes, max_pixels: int, limit_bytes: int = BYTES_LIMIT) -> bytes:
+    """Return JPEG or PNG bytes ≤ limit_bytes, EXIF orientation applied, 8-bit RGB or greyscale.
+
+    Untouched when the image already qualifies, so the common case costs one header read.
+    """
+    facts = inspect(data, max_pixels)
+    if facts.usable_as_is() and len(data) <= limit_bytes:
+        return data
+    img = _open(data, max_pixels)
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PermanentError("InvalidImageFormatException", f"the image is damaged or truncated: {exc}") from None
+    img = _to_rgb(ImageOps.exif_transpose(img) or img)
+    # Keep PNG for PNG input (line art, screenshots); everything else becomes JPEG.
+    fmt = "PNG" if facts.format == "PNG" else "JPEG"
+    encoded = _encode(img, fmt)
+    while len(encoded) > limit_bytes:
+        # Downscale by the area ratio with a margin: JPEG size is roughly proportional to pixel count.
+        scale = (limit_bytes / len(encoded)) ** 0.5 * 0.9
+        img = img.resize((max(1, int(img.width * scale)), max(1, int(img.height * scale))), Image.Resampling.LANCZOS)
+        fmt = "JPEG"
+        encoded = _encode(img, fmt)
+    return encoded
+
+
+async def read_blob(redis: Any, source: BlobImage) -> bytes:
+    """Return a blob's bytes from Redis, checked against its content hash."""
+    data = await redis.get(source.key)
+    if data is None:
+        raise PermanentError(
+            "ImageBlobMissing",
+            f"the image bytes ({source.describe()}) are no longer in Redis: they expire after FACEQUEUE_BLOB_TTL_S;"
+            " submit the job again",
+        )
+    if hashlib.sha256(data).hexdigest() != source.sha256:
+        raise PermanentError("ImageBlobCorrupt", f"the bytes stored for {source.describe()} do not match their hash")
+    return bytes(data)
+
+
+def _s3_params(source: S3Image) -> dict[str, str]:
+    params = {"Bucket": source.bucket, "Key": source.key}
+    if source.version:
+        params["VersionId"] = source.version
+    return params
+
+
+def _s3_failure(exc: Exception, source: S3Image) -> Exception:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return TransientError("S3ConnectionError", f"{source.describe()}: {exc}")
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in ("NoSuchKey", "NoSuchBucket", "NoSuchVersion", "404", "NotFound", "InvalidArgument") or status == 404:
+        what = "bucket" if code == "NoSuchBucket" else "object"
+        return PermanentError("InvalidS3ObjectException", f"{source.describe()}: no such {what} ({code or status})")
+    if code in ("AccessDenied", "403", "AllAccessDisabled") or status == 403:
+        return PermanentError("AccessDeniedException", f"{source.describe()}: access denied by S3 ({code})")
+    if status >= 500 or code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"):
+        return TransientError(f"S3{code or status}", f"{source.describe()}: S3 answered {code or status}")
+    return PermanentError("InvalidS3ObjectException", f"{source.describe()}: S3 refused the read ({code or status})")
+
+
+async def _s3_get(s3: Any, source: S3Image, max_bytes: int, header_only: bool) -> tuple[bytes, int]:
+    params = _s3_params(source)
+    if header_only:
+        params["Range"] = f"bytes=0-{HEADER_BYTES - 1}"
+    try:
+        response = await s3.get_object(**params)
+        async with response["Body"] as body:
+            total = int(str(response.get("ContentRange", "")).rpartition("/")[2] or response["ContentLength"])
+            if not header_only and total > max_bytes:
+                raise PermanentError(
+                    "ImageTooLargeException",
+                    f"{source.describe()} is {total / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB",
+                )
+            return await body.read(), total
+    except (PermanentError, TransientError):
+        raise
+    except Exception as exc:
+        raise _s3_failure(exc, source) from None
+
+
+async def rekognition_image(
+    source: ImageSource, *, redis: Any, s3: Any, max_pixels: int, max_bytes: int
+) -> dict[str, Any]:
+    """Return the Rekognition ``Image`` parameter for a source: S3Object when usable as is, else Bytes."""
+    if isinstance(source, BlobImage):
+        data = await read_blob(redis, source)
+        # A header read is tens of microseconds: do it on the loop, and leave the thread pool to real decoding.
+        if inspect(data, max_pixels).usable_as_is() and len(data) <= BYTES_LIMIT:
+            return {"Bytes": data}
+        return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
+    head, total = await _s3_get(s3, source, max_bytes, header_only=True)
+    try:
+        facts: ImageFacts | None = inspect(head, max_pixels)
+    except PermanentError:
+        facts = None  # a header larger than the range read (huge EXIF blocks): judge the whole file instead
+    if facts is not None and facts.usable_as_is() and total <= S3_LIMIT:
+        s3_object = {"Bucket": source.bucket, "Name": source.key}
+        if source.version:
+            s3_object["Version"] = source.version
+        return {"S3Object": s3_object}
+    data, _ = await _s3_get(s3, source, max_bytes, header_only=False)
+    return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}

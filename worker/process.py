@@ -1,0 +1,69 @@
+"""From a raw task argument to a published envelope: validate, skip if already published, run, publish once."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from producer.contract import JobError, JobStatus, Operation, ResultEnvelope, parse_job, utcnow
+from worker.analysis import Deps, run_job
+from worker.publish import Publisher
+
+_ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:8]:
+        where = ".".join(str(p) for p in err["loc"]) or "job"
+        problems.append(f"{where}: {err['msg']}")
+    more = f" (+{exc.error_count() - 8} more)" if exc.error_count() > 8 else ""
+    return "; ".join(problems) + more
+
+
+def _refusal(payload: Any, task_id: str, operation: Operation, message: str, worker: str) -> ResultEnvelope:
+    fields = payload if isinstance(payload, dict) else {}
+    job_id = fields.get("job_id") if isinstance(fields.get("job_id"), str) and _ID.match(fields["job_id"]) else None
+    batch_id = fields.get("batch_id")
+    now = utcnow()
+    return ResultEnvelope(
+        job_id=job_id or task_id,
+        batch_id=batch_id if isinstance(batch_id, str) and _ID.match(batch_id) else None,
+        operation=operation.value,
+        status=JobStatus.FAILED,
+        error=JobError(code="InvalidJob", message=message, retryable=False),
+        attempts=0,
+        started_at=now,
+        finished_at=now,
+        worker=worker or None,
+    )
+
+
+async def process(
+    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher
+) -> dict[str, Any]:
+    """Handle one task message for ``operation`` and return the envelope that stands for it, as JSON data."""
+    if isinstance(payload, dict) and "job_id" not in payload and _ID.match(task_id):
+        # A consumer that only knows the task name and the contract (`celery call`, send_task) may leave the job
+        # id out: the Celery task id then names the job, so AsyncResult and the result key agree.
+        payload = {**payload, "job_id": task_id}
+    try:
+        job = parse_job(payload)
+    except ValidationError as exc:
+        envelope = _refusal(payload, task_id, operation, f"the job does not match the contract: {_describe(exc)}", deps.worker)
+    else:
+        if job.operation is not operation:
+            envelope = _refusal(
+                payload, task_id, operation,
+                f"task {operation.value} received a {job.operation.value} job", deps.worker,
+            )
+        else:
+            already = await publisher.published(job.job_id)
+            if already is not None:
+                # Redelivered after its result was published (a crash between publish and ack): never pay twice.
+                return already.model_dump(mode="json", exclude_none=True)
+            envelope = await run_job(job, deps)
+    standing, _ = await publisher.publish(envelope)
+    return standing.model_dump(mode="json", exclude_none=True)

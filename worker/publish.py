@@ -1,0 +1,67 @@
+"""Publish a result envelope exactly once: result key, results stream, batch progress, waiters' notification.
+
+One Lua script does all of it atomically, guarded by SET NX on the result key: a job redelivered after a crash or a
+visibility timeout runs again, but its second envelope finds the key taken and publishes nothing. The caller gets the
+first envelope back, so Celery's result backend agrees with the stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from producer.contract import ResultEnvelope, batch_key, batch_stream_key, done_channel, result_key
+
+_PUBLISH = """
+-- KEYS: result key, results stream, batch hash, batch stream (the last two empty without a batch)
+-- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  return 0
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job_id', ARGV[4], 'status', ARGV[3], 'envelope', ARGV[1])
+if KEYS[3] ~= '' then
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+  redis.call('XADD', KEYS[4], '*', 'job_id', ARGV[4], 'status', ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[2])
+end
+redis.call('PUBLISH', ARGV[6], ARGV[3])
+return 1
+"""
+
+
+class Publisher:
+    """Publishes envelopes through one registered Lua script (EVALSHA after the first call)."""
+
+    def __init__(self, redis: Any, *, stream: str, stream_maxlen: int, ttl_s: int) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_PUBLISH)
+        self._stream = stream
+        self._maxlen = stream_maxlen
+        self._ttl_s = ttl_s
+
+    async def publish(self, envelope: ResultEnvelope) -> tuple[ResultEnvelope, bool]:
+        """Publish unless already published; return the envelope that stands and whether this call published it."""
+        batch = envelope.batch_id
+        keys = [
+            result_key(envelope.job_id),
+            self._stream,
+            batch_key(batch) if batch else "",
+            batch_stream_key(batch) if batch else "",
+        ]
+        args = [
+            envelope.model_dump_json(exclude_none=True),
+            self._ttl_s,
+            envelope.status.value,
+            envelope.job_id,
+            self._maxlen,
+            done_channel(envelope.job_id),
+        ]
+        if await self._script(keys=keys, args=args):
+            return envelope, True
+        existing = await self._redis.get(result_key(envelope.job_id))
+        return (ResultEnvelope.model_validate_json(existing) if existing else envelope), False
+
+    async def published(self, job_id: str) -> ResultEnvelope | None:
+        """Return the job's published envelope, if any (a redelivered job checks this before paying again)."""
+        existing = await self._redis.get(result_key(job_id))
+        return ResultEnvelope.model_validate_json(existing) if existing else None

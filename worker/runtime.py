@@ -1,0 +1,102 @@
+"""The per-process event loop and the long-lived aioboto3 and Redis clients, shared by every job in flight.
+
+Celery's thread pool runs the task shells; each hands its coroutine to this loop and waits. Creating an aioboto3
+session and client costs tens of milliseconds and binds the client to a loop (aioboto3#288, aiobotocore#807), so
+both are made once per process and live as long as it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aioboto3
+import redis.asyncio as aredis
+from aiobotocore.config import AioConfig
+
+from worker.analysis import Deps
+from worker.publish import Publisher
+from worker.settings import WorkerSettings
+
+T = TypeVar("T")
+
+
+def _client_config(settings: WorkerSettings) -> AioConfig:
+    return AioConfig(
+        connect_timeout=settings.rekognition_connect_timeout_s,
+        read_timeout=settings.rekognition_read_timeout_s,
+        # One HTTP connection per job in flight, or jobs queue for a connection inside aiohttp's pool.
+        max_pool_connections=settings.concurrency + 8,
+        # botocore's retries off: analysis._with_retries is the one retry layer for transient errors, so each
+        # attempt is counted, backed off with jitter and visible to the rate limiter.
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+
+
+class Runtime:
+    """One event loop thread and its clients; `run` executes a coroutine there from any thread."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="facequeue-loop", daemon=True)
+        self._stack = contextlib.AsyncExitStack()
+        self._thread.start()
+        self.deps, self.publisher = self.run(self._open())
+
+    async def _open(self) -> tuple[Deps, Publisher]:
+        s = self.settings
+        session = aioboto3.Session()
+        config = _client_config(s)
+        rekognition = await self._stack.enter_async_context(session.client("rekognition", config=config))
+        s3 = await self._stack.enter_async_context(session.client("s3", config=config))
+        redis = aredis.Redis.from_url(
+            str(s.redis_url), max_connections=s.concurrency + 8, health_check_interval=30, socket_keepalive=True
+        )
+        self._stack.push_async_callback(redis.aclose)
+        publisher = Publisher(redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s)
+        return Deps(rekognition=rekognition, s3=s3, redis=redis, settings=s, worker=self.worker), publisher
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the process's loop and block the calling thread until it finishes."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        """Close the clients and stop the loop."""
+        if self._loop.is_closed():
+            return
+        with contextlib.suppress(Exception):
+            self.run(self._stack.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+_runtime: Runtime | None = None
+_runtime_pid = 0
+_lock = threading.Lock()
+
+
+def get_runtime(settings: WorkerSettings | None = None) -> Runtime:
+    """Return this process's runtime, creating it on first use (and anew in a forked child)."""
+    global _runtime, _runtime_pid
+    with _lock:
+        if _runtime is None or _runtime_pid != os.getpid():
+            _runtime = Runtime(settings or WorkerSettings())
+            _runtime_pid = os.getpid()
+        return _runtime
+
+
+def close_runtime() -> None:
+    """Close this process's runtime, if any."""
+    global _runtime
+    with _lock:
+        if _runtime is not None and _runtime_pid == os.getpid():
+            _runtime.close()
+        _runtime = None

@@ -1,0 +1,32 @@
+"""Thin Celery shells: one task per operation, each handing its JSON job to the async core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from producer.contract import TASK_NAMES, Operation
+from worker.app import app
+from worker.process import process
+from worker.runtime import get_runtime
+
+
+def _shell(operation: Operation) -> Task:
+    def run(self: Task, job: Any = None) -> dict[str, Any]:
+        runtime = get_runtime()
+        return runtime.run(process(job, operation, self.request.id or "", runtime.deps, runtime.publisher))
+
+    run.__name__ = run.__qualname__ = TASK_NAMES[operation].rpartition(".")[2]
+    run.__doc__ = f"Run a {operation.value} job (a JSON object of the facequeue contract)."
+    return app.task(name=TASK_NAMES[operation], bind=True)(run)  # type: ignore[no-any-return]
+
+
+detect_faces = _shell(Operation.DETECT_FACES)
+compare_faces = _shell(Operation.COMPARE_FACES)
+index_faces = _shell(Operation.INDEX_FACES)
+search_faces_by_image = _shell(Operation.SEARCH_FACES_BY_IMAGE)
+create_collection = _shell(Operation.CREATE_COLLECTION)
+delete_collection = _shell(Operation.DELETE_COLLECTION)
+list_faces = _shell(Operation.LIST_FACES)
+delete_faces = _shell(Operation.DELETE_FACES)
