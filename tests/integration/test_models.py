@@ -1,0 +1,166 @@
+"""The offline face models on real photos: detection, landmarks, pose, quality, attributes, similarity."""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from local_rekognition.models import load_engine
+from local_rekognition.models.engine import DetectedFace, FaceEngine
+from tests.photos import grace_hopper, shared_images
+
+OBAMA = [
+    "obama.jpg",
+    "obama1.jpg",
+    "obama2.jpg",
+    "obama3.jpg",
+    "obama-240p.jpg",
+    "obama-1080p.jpg",
+    "obama_partial_face.jpg",
+    "32bit.png",
+]
+BIDEN = ["biden.jpg", "biden2.jpg"]
+SINGLE = OBAMA + BIDEN
+ALL_PHOTOS = [*SINGLE, "two_people.jpg", "obama_and_biden.jpg"]
+
+
+def _rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+@cache
+def _analysed(name: str, want_embeddings: bool = False) -> tuple[np.ndarray, tuple[DetectedFace, ...]]:
+    image = _rgb(shared_images() / name)
+    return image, tuple(_engine().analyze(image, want_embeddings=want_embeddings))
+
+
+def _engine() -> FaceEngine:
+    return load_engine()
+
+
+def _largest_embedding(name: str) -> np.ndarray:
+    _, faces = _analysed(name, want_embeddings=True)
+    assert faces[0].embedding is not None
+    return faces[0].embedding
+
+
+@pytest.mark.parametrize("name", ALL_PHOTOS)
+def test_every_photo_has_a_face_with_measurements_in_range(name: str) -> None:
+    image, faces = _analysed(name)
+    height, width = image.shape[:2]
+
+    assert faces, f"no face in {name}"
+    for face in faces:
+        assert 0 <= face.confidence <= 100
+        assert face.box.width > 0 and face.box.height > 0
+        assert set(face.pose) == {"Roll", "Yaw", "Pitch"}
+        assert all(-180 <= value <= 180 for value in face.pose.values())
+        assert set(face.quality) == {"Brightness", "Sharpness"}
+        assert all(0 <= value <= 100 for value in face.quality.values())
+        for x, y in face.landmarks.values():
+            # Landmarks lie inside the box, give or take a tenth of its size (a chin may reach past it).
+            assert face.box.left - 0.1 * face.box.width <= x <= face.box.left + 1.1 * face.box.width
+            assert face.box.top - 0.1 * face.box.height <= y <= face.box.top + 1.1 * face.box.height
+            assert -0.1 * width <= x <= 1.1 * width and -0.1 * height <= y <= 1.1 * height
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_a_portrait_has_one_main_face_and_the_left_eye_is_on_the_image_left(name: str) -> None:
+    _, faces = _analysed(name)
+
+    main = faces[0]
+    assert main.landmarks["eyeLeft"][0] < main.landmarks["eyeRight"][0]
+    assert main.landmarks["mouthLeft"][0] < main.landmarks["mouthRight"][0]
+    # Any other face is a partial face at an edge, far smaller than the subject's.
+    assert all(
+        other.box.width * other.box.height < 0.5 * main.box.width * main.box.height for other in faces[1:]
+    )
+
+
+def test_two_people_has_exactly_two_faces() -> None:
+    _, faces = _analysed("two_people.jpg")
+
+    assert len(faces) == 2
+
+
+def test_obama_and_biden_has_at_least_the_two_main_faces_largest_first() -> None:
+    _, faces = _analysed("obama_and_biden.jpg")
+
+    assert len(faces) >= 2
+    areas = [face.box.width * face.box.height for face in faces]
+    assert areas == sorted(areas, reverse=True)
+
+
+def test_max_faces_keeps_the_largest() -> None:
+    image, faces = _analysed("obama_and_biden.jpg")
+
+    only = _engine().analyze(image, max_faces=1)
+
+    assert len(only) == 1
+    assert only[0].box == faces[0].box
+
+
+def test_embeddings_are_unit_128_vectors_only_when_asked_for() -> None:
+    _, plain = _analysed("obama.jpg")
+    embedding = _largest_embedding("obama.jpg")
+
+    assert plain[0].embedding is None
+    assert embedding.shape == (128,) and embedding.dtype == np.float32
+    assert abs(float(np.linalg.norm(embedding)) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize(("a", "b"), [*itertools.combinations(OBAMA, 2), tuple(BIDEN)])
+def test_same_person_pairs_are_above_the_default_threshold(a: str, b: str) -> None:
+    similarity = _engine().similarity(_largest_embedding(a), _largest_embedding(b))
+
+    assert similarity > 80, f"{a} vs {b}: {similarity:.1f}"
+
+
+@pytest.mark.parametrize(("a", "b"), list(itertools.product(OBAMA, BIDEN)))
+def test_different_person_pairs_are_below_the_default_threshold(a: str, b: str) -> None:
+    similarity = _engine().similarity(_largest_embedding(a), _largest_embedding(b))
+
+    assert similarity < 80, f"{a} vs {b}: {similarity:.1f}"
+
+
+def test_two_people_faces_match_their_own_portraits() -> None:
+    _, faces = _analysed("two_people.jpg", want_embeddings=True)
+    obama, biden = _largest_embedding("obama.jpg"), _largest_embedding("biden2.jpg")
+    engine = _engine()
+
+    matches = {
+        ("obama" if engine.similarity(face.embedding, obama) > 80 else "")
+        + ("biden" if engine.similarity(face.embedding, biden) > 80 else "")
+        for face in faces
+        if face.embedding is not None
+    }
+
+    assert matches == {"obama", "biden"}
+
+
+def test_grace_hopper_has_one_face() -> None:
+    faces = _engine().analyze(_rgb(grace_hopper()))
+
+    assert len(faces) == 1
+
+
+def test_the_engine_gives_the_same_answer_from_several_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    image, _ = _analysed("two_people.jpg")
+    expected = _engine().analyze(image, want_embeddings=True)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: _engine().analyze(image, want_embeddings=True), range(6)))
+
+    for faces in results:
+        assert [face.box for face in faces] == [face.box for face in expected]
+        for face, reference in zip(faces, expected, strict=True):
+            assert face.embedding is not None and reference.embedding is not None
+            assert np.allclose(face.embedding, reference.embedding, atol=1e-5)
