@@ -1,0 +1,86 @@
+"""``python -m local_rekognition`` / ``local-rekognition``: run the server until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from local_rekognition.context import Services
+from local_rekognition.server import create_app
+from local_rekognition.settings import LocalRekognitionSettings
+from local_rekognition.store import CollectionStore
+
+
+def parse_settings(argv: list[str] | None) -> LocalRekognitionSettings:
+    """Settings from FACEQUEUE_LOCAL_* variables, overridden by the command-line flags given."""
+    parser = argparse.ArgumentParser(prog="local-rekognition", description=__doc__)
+    parser.add_argument("--host", help="address to listen on (FACEQUEUE_LOCAL_HOST)")
+    parser.add_argument(
+        "--port", type=int, help="port to listen on, 0 for any free one (FACEQUEUE_LOCAL_PORT)"
+    )
+    parser.add_argument("--data-dir", type=Path, help="where collections live (FACEQUEUE_LOCAL_DATA_DIR)")
+    parser.add_argument(
+        "--inference-threads", type=int, help="model threads (FACEQUEUE_LOCAL_INFERENCE_THREADS)"
+    )
+    parser.add_argument(
+        "--max-request-bytes", type=int, help="body limit (FACEQUEUE_LOCAL_MAX_REQUEST_BYTES)"
+    )
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {key: value for key, value in vars(args).items() if value is not None}
+    return LocalRekognitionSettings(**overrides)
+
+
+def _lock_data_dir(data_dir: Path) -> Any:
+    # Two servers writing one data dir would overwrite each other's faces.npz: refuse the second one.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / ".lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SystemExit(f"local_rekognition: another server is using {data_dir}") from None
+    return handle
+
+
+async def serve(settings: LocalRekognitionSettings) -> None:
+    """Load the engine, listen, print the bound address, and serve until told to stop."""
+    from local_rekognition.models import load_engine
+
+    lock = _lock_data_dir(settings.data_dir)
+    services = Services(settings=settings, engine=load_engine(), store=CollectionStore(settings.data_dir))
+    runner = web.AppRunner(create_app(services), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        port = runner.addresses[0][1]
+        # Scripts and tests read this line to learn the port when --port 0 picked one.
+        print(f"local_rekognition listening on http://{settings.host}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        services.close()
+        lock.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = parse_settings(argv if argv is not None else sys.argv[1:])
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

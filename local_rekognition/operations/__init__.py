@@ -1,0 +1,18 @@
+"""Rekognition operations, one module per API family; OPERATIONS maps each wire name to its handler."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from local_rekognition.operations import collections, compare, detect, faces, search
+from local_rekognition.operations.common import Handler
+
+OPERATIONS: Mapping[str, Handler] = {
+    **detect.OPERATIONS,
+    **compare.OPERATIONS,
+    **collections.OPERATIONS,
+    **faces.OPERATIONS,
+    **search.OPERATIONS,
+}
+
+__all__ = ["OPERATIONS", "Handler"]

@@ -1,0 +1,149 @@
+"""The AWS JSON 1.1 endpoint (``POST /``, ``X-Amz-Target: RekognitionService.<Operation>``) and ``/health``.
+
+Requests may be SigV4-signed for any region and credentials; signatures are not checked. Errors come back as
+Rekognition's ``{"__type": code, "Message": ...}`` so SDKs raise the very same error codes as against AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from local_rekognition.context import Call, Services
+from local_rekognition.errors import (
+    ImageTooLarge,
+    InternalServerError,
+    RekognitionError,
+    ResourceAlreadyExists,
+    ResourceNotFound,
+    Serialization,
+    UnknownOperation,
+)
+from local_rekognition.operations import OPERATIONS
+from local_rekognition.store import CollectionExistsError, CollectionNotFoundError
+from local_rekognition.validation import validate_input
+
+log = logging.getLogger(__name__)
+
+SERVICES_KEY = web.AppKey("services", Services)
+CONTENT_TYPE = "application/x-amz-json-1.1"
+_TARGET_PREFIX = "RekognitionService."
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/rekognition/aws4_request")
+
+
+def _json_default(value: Any) -> Any:
+    # Engines compute in numpy; its scalars are not JSON types.
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _response(body: dict[str, Any], status: int, request_id: str) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, default=_json_default, allow_nan=False).encode("utf-8"),
+        status=status,
+        content_type=CONTENT_TYPE,
+        headers={"x-amzn-RequestId": request_id},
+    )
+
+
+def error_response(error: RekognitionError, request_id: str, status: int | None = None) -> web.Response:
+    """Rekognition's error body and headers for ``error``."""
+    response = _response({"__type": error.code, "Message": error.message}, status or error.status, request_id)
+    response.headers["x-amzn-ErrorType"] = error.code
+    return response
+
+
+def request_region(request: web.Request, default: str) -> str:
+    """The region of the request's SigV4 credential scope, else ``default``."""
+    match = _CREDENTIAL_SCOPE.search(request.headers.get("Authorization", ""))
+    return match.group(1) if match else default
+
+
+async def _read_params(request: web.Request) -> Any:
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        limit = request.app[SERVICES_KEY].settings.max_request_bytes
+        raise ImageTooLarge(
+            f"Request body is larger than this server's limit of {limit}"
+            " bytes; Rekognition takes images of at most 5 MB as Bytes (use S3Object for up to 15 MB)"
+        ) from exc
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Serialization(f"The request body is not valid JSON: {exc}") from exc
+
+
+async def handle_operation(request: web.Request) -> web.Response:
+    """Dispatch one AWS JSON 1.1 call to its operation and render its result or error."""
+    request_id = str(uuid.uuid4())
+    services = request.app[SERVICES_KEY]
+    target = request.headers.get("X-Amz-Target", "")
+    operation = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
+    try:
+        handler = OPERATIONS.get(operation)
+        if handler is None:
+            raise UnknownOperation(
+                f"Operation {target or '(no X-Amz-Target)'} is not implemented by local_rekognition"
+            )
+        with services.admitted():
+            params = await _read_params(request)
+            validate_input(operation, params)
+            call = Call(services, request_region(request, services.settings.default_region), params)
+            result = await handler(call)
+        return _response(result, 200, request_id)
+    except RekognitionError as error:
+        status = (
+            413
+            if isinstance(error, ImageTooLarge)
+            and request.content_length
+            and (request.content_length > services.settings.max_request_bytes)
+            else None
+        )
+        return error_response(error, request_id, status)
+    except CollectionNotFoundError as missing:
+        return error_response(
+            ResourceNotFound(f"The collection id: {missing.args[0]} does not exist"), request_id
+        )
+    except CollectionExistsError as taken:
+        return error_response(
+            ResourceAlreadyExists(f"The collection id: {taken.args[0]} already exists"), request_id
+        )
+    except Exception:
+        log.exception("%s failed (request %s)", operation, request_id)
+        return error_response(InternalServerError("Internal server error"), request_id)
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    """Liveness and readiness for compose healthchecks: the engine is loaded once the server listens."""
+    services = request.app[SERVICES_KEY]
+    return web.json_response(
+        {
+            "Status": "ok",
+            "FaceModelVersion": services.engine.face_model_version,
+            "PendingRequests": services.pending,
+            "InferenceThreads": services.settings.inference_threads,
+        }
+    )
+
+
+def create_app(services: Services) -> web.Application:
+    """The aiohttp application for ``services``; the caller closes the services after the app stops."""
+    app = web.Application(client_max_size=services.settings.max_request_bytes)
+    app[SERVICES_KEY] = services
+    app.router.add_post("/", handle_operation)
+    app.router.add_get("/health", handle_health)
+    return app
