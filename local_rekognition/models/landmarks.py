@@ -24,3 +24,14 @@ def five_point_landmarks(points: npt.NDArray[np.float32]) -> dict[str, tuple[flo
 def as_array(landmarks: Mapping[str, tuple[float, float]], names: tuple[str, ...]) -> npt.NDArray[np.float64]:
     """The named landmarks as an Nx2 float64 array, in the order given."""
     return np.asarray([landmarks[name] for name in names], dtype=np.float64)
+
+
+# dlib's 5-point model: 0 and 1 are the outer and inner corners of the eye on the image's right, 2 and 3
+# the outer and inner corners of the eye on the image's left, 4 the base of the nose (not Rekognition's
+# "nose", which is the tip, so it is not reported).
+DLIB_EYE_CORNER_TYPES = {0: "rightEyeRight", 1: "rightEyeLeft", 2: "leftEyeLeft", 3: "leftEyeRight"}
+
+
+def eye_corner_landmarks(points: npt.NDArray[np.float64]) -> dict[str, tuple[float, float]]:
+    """Name the eye corners of dlib's 5-point shape (5x2, pixels) with Rekognition's landmark types."""
+    return {name: (float(points[i][0]), float(points[i][1])) for i, name in DLIB_EYE_CORNER_TYPES.items()}

@@ -5,13 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from local_rekognition.models import attributes as face_attributes
 from local_rekognition.models.calibration import cosine, similarity_from_cosine
 from local_rekognition.models.detector import FaceCandidate, detect_faces
 from local_rekognition.models.embedder import aligned_face, embed
 from local_rekognition.models.engine import Box, DetectedFace, Embedding, RGBImage
-from local_rekognition.models.landmarks import five_point_landmarks
+from local_rekognition.models.landmarks import eye_corner_landmarks, five_point_landmarks
 from local_rekognition.models.pose import estimate_pose
 from local_rekognition.models.quality import measure_quality
+from local_rekognition.models.shape import five_point_shape, shape_points
 from local_rekognition.models.weights import FACE_MODEL_VERSION
 
 
@@ -36,8 +38,7 @@ class OfflineFaceEngine:
         if not candidates:
             return []
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        height, width = image.shape[:2]
-        return [self._describe(bgr, gray, face, width, height, want_embeddings) for face in candidates]
+        return [self._describe(image, bgr, gray, face, attributes, want_embeddings) for face in candidates]
 
     def similarity(self, a: Embedding, b: Embedding) -> float:
         """Calibrated similarity 0-100; 80 is SFace's published same-person threshold."""
@@ -45,20 +46,23 @@ class OfflineFaceEngine:
 
     def _describe(
         self,
+        image: RGBImage,
         bgr: np.ndarray,
         gray: np.ndarray,
         face: FaceCandidate,
-        width: int,
-        height: int,
+        attributes: frozenset[str],
         want_embeddings: bool,
     ) -> DetectedFace:
+        height, width = image.shape[:2]
+        shape = five_point_shape(image, face)
         landmarks = five_point_landmarks(face.points)
-        embedding = embed(aligned_face(bgr, face)) if want_embeddings else None
+        landmarks.update(eye_corner_landmarks(shape_points(shape)))
         return DetectedFace(
             box=Box(*face.box),
             confidence=100.0 * min(1.0, max(0.0, face.score)),
             landmarks=landmarks,
             pose=estimate_pose(landmarks, width, height),
             quality=measure_quality(gray, face.box),
-            embedding=embedding,
+            attributes=face_attributes.describe(image, shape, attributes) if attributes else {},
+            embedding=embed(aligned_face(bgr, face)) if want_embeddings else None,
         )

