@@ -1,0 +1,39 @@
+"""Small images made on the fly for format, size and orientation tests (never the shared photos)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    """``image`` encoded as ``fmt`` bytes."""
+    out = io.BytesIO()
+    image.save(out, format=fmt, **params)
+    return out.getvalue()
+
+
+def plain(
+    width: int, height: int, fmt: str = "JPEG", colour: tuple[int, int, int] = (128, 140, 150)
+) -> bytes:
+    """A face-free single-colour image."""
+    return encode(Image.new("RGB", (width, height), colour), fmt)
+
+
+def rotated_with_exif(path: Path) -> bytes:
+    """The photo stored rotated 90° clockwise, with EXIF Orientation 6 saying "turn it back to view it".
+
+    A reader honouring EXIF sees exactly the original photo, so faces must be found where they are in it.
+    """
+    with Image.open(path) as original:
+        stored = original.convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the 0th row is the visual right side
+    return encode(stored, "JPEG", exif=exif, quality=95)
+
+
+def decompression_bomb_png(side: int = 20_000) -> bytes:
+    """A tiny PNG file that decodes to ``side``² pixels: a few kilobytes on the wire, gigabytes in memory."""
+    return encode(Image.new("1", (side, side)), "PNG", optimize=True)
