@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from celery import Celery, signals
@@ -43,10 +45,15 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
     # Fail at start, not on the first job, when Redis or the AWS configuration is unusable. Size the HTTP pool for
     # the concurrency the worker really runs with (`-c` on the command line wins over FACEQUEUE_CONCURRENCY).
     concurrency = getattr(sender, "concurrency", None)
-    if isinstance(concurrency, int) and concurrency != settings.concurrency:
-        get_runtime(settings.model_copy(update={"concurrency": concurrency}))
-    else:
-        get_runtime(settings)
+    try:
+        if isinstance(concurrency, int) and concurrency != settings.concurrency:
+            get_runtime(settings.model_copy(update={"concurrency": concurrency}))
+        else:
+            get_runtime(settings)
+    except Exception as exc:
+        # A worker that cannot reach Rekognition must not consume jobs: it would fail every one of them.
+        logging.getLogger("facequeue.worker").critical("cannot start: %s: %s", type(exc).__name__, exc)
+        os._exit(78)  # EX_CONFIG
 
 
 @signals.worker_process_shutdown.connect

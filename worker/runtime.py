@@ -54,8 +54,10 @@ class Runtime:
         s = self.settings
         session = aioboto3.Session()
         config = _client_config(s)
-        rekognition = await self._stack.enter_async_context(session.client("rekognition", config=config))
-        s3 = await self._stack.enter_async_context(session.client("s3", config=config))
+        rekognition = await self._stack.enter_async_context(
+            session.client("rekognition", config=config, region_name=s.aws_region)
+        )
+        s3 = await self._stack.enter_async_context(session.client("s3", config=config, region_name=s.aws_region))
         redis = aredis.Redis.from_url(
             str(s.redis_url), max_connections=s.concurrency + 8, health_check_interval=30, socket_keepalive=True
         )

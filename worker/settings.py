@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, RedisDsn, model_validator
+from pydantic import AliasChoices, Field, RedisDsn, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM
@@ -28,6 +28,9 @@ class WorkerSettings(BaseSettings):
     """Approximate cap of the results stream (XADD MAXLEN ~): consumers must keep up within this many results."""
     result_ttl_s: Annotated[int, Field(ge=60, le=365 * 86400)] = 7 * 86400
     """How long a job's result envelope stays readable (result key and Celery backend)."""
+
+    aws_region: str | None = Field(default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    """AWS_REGION (what other AWS SDKs read) or AWS_DEFAULT_REGION (botocore's own); unset: the profile decides."""
 
     concurrency: Annotated[int, Field(ge=1, le=2048)] = 64
     """Jobs in flight per worker process (Celery threads feeding one event loop and one HTTP pool)."""

@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` and `make test`. Each installs what it needs itself.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FACEQUEUE_REDIS_URL ?= redis://127.0.0.1:6379/0
+export FACEQUEUE_REDIS_URL
+
+# Photos for the demo: portraits that ship inside wheels, plus the project's shared set when it is beside us.
+PHOTOS ?= $(shell $(BIN)/python -m producer.demo_photos 2>/dev/null)
+
+.PHONY: install demo test lint stack-up stack-down bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip check
+	touch $@
+
+install: $(STAMP) redis-server-installed
+
+# Redis: tests and the stack start their own redis-server; install it when neither it nor a server is there.
+.PHONY: redis-server-installed
+redis-server-installed:
+	@command -v redis-server >/dev/null || $(BIN)/python -c "import redis,sys; redis.Redis.from_url('$(FACEQUEUE_REDIS_URL)', socket_timeout=1).ping()" 2>/dev/null || \
+	  { echo "installing redis-server (Debian package)"; \
+	    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || \
+	    { echo "cannot install redis-server: install it (apt-get install redis-server / brew install redis) or set FACEQUEUE_REDIS_URL"; exit 1; }; }
+
+demo: install
+	$(BIN)/facequeue-stack run --workers 2 -- $(BIN)/facequeue analyze $(PHOTOS) --attributes ALL --wait
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check producer worker local_rekognition tests bench
+	$(BIN)/mypy
+
+stack-up: install
+	$(BIN)/facequeue-stack up --workers 2
+
+stack-down:
+	$(BIN)/facequeue-stack down
+
+clean:
+	rm -rf $(VENV) .stack .pytest_cache .mypy_cache .ruff_cache *.egg-info
