@@ -23,14 +23,14 @@ def plain(
 
 
 def rotated_with_exif(path: Path) -> bytes:
-    """The photo stored rotated 90° clockwise, with EXIF Orientation 6 saying "turn it back to view it".
+    """The photo stored turned 90° anticlockwise, with EXIF Orientation 6 ("turn 90° clockwise to view").
 
     A reader honouring EXIF sees exactly the original photo, so faces must be found where they are in it.
     """
     with Image.open(path) as original:
-        stored = original.convert("RGB").transpose(Image.Transpose.ROTATE_270)
+        stored = original.convert("RGB").transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
-    exif[0x0112] = 6  # Orientation: the 0th row is the visual right side
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     return encode(stored, "JPEG", exif=exif, quality=95)
 
 

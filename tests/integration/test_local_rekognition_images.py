@@ -1,0 +1,201 @@
+"""DetectFaces and CompareFaces over Bytes: geometry in Rekognition's conventions, and every image error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from tests.fixtures.aws import rekognition_client
+from tests.imaging import decompression_bomb_png, encode, plain, rotated_with_exif
+from tests.photos import grace_hopper
+
+
+def error_code(call: Any, **params: Any) -> str:
+    """The Rekognition error code ``call(**params)`` fails with."""
+    with pytest.raises(ClientError) as caught:
+        call(**params)
+    code: str = caught.value.response["Error"]["Code"]
+    return code
+
+
+def face_centre_px(face: dict[str, Any], width: int, height: int) -> tuple[float, float]:
+    box = face["BoundingBox"]
+    return (box["Left"] + box["Width"] / 2) * width, (box["Top"] + box["Height"] / 2) * height
+
+
+def test_detect_faces_returns_ratios_and_default_members(rekognition: Any) -> None:
+    details = rekognition.detect_faces(Image={"Bytes": grace_hopper().read_bytes()})["FaceDetails"]
+    assert len(details) == 1
+    face = details[0]
+    assert {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"} <= face.keys()
+    box = face["BoundingBox"]
+    # Ratios of the image, and a portrait's face fills a good part of it
+    assert 0 <= box["Left"] < 1 and 0 <= box["Top"] < 1
+    assert 0.15 < box["Width"] < 1 and 0.15 < box["Height"] < 1
+    for landmark in face["Landmarks"]:
+        assert box["Left"] <= landmark["X"] <= box["Left"] + box["Width"]
+        assert box["Top"] <= landmark["Y"] <= box["Top"] + box["Height"]
+    assert {mark["Type"] for mark in face["Landmarks"]} >= {
+        "eyeLeft",
+        "eyeRight",
+        "nose",
+        "mouthLeft",
+        "mouthRight",
+    }
+    assert 50 < face["Confidence"] <= 100
+    # DEFAULT asks for nothing beyond the default members
+    assert not face.keys() - {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}
+
+
+def test_all_attributes_add_only_what_the_engine_measures(rekognition: Any) -> None:
+    photo = grace_hopper().read_bytes()
+    default = rekognition.detect_faces(Image={"Bytes": photo}, Attributes=["DEFAULT"])["FaceDetails"][0]
+    everything = rekognition.detect_faces(Image={"Bytes": photo}, Attributes=["ALL"])["FaceDetails"][0]
+    assert default["BoundingBox"] == everything["BoundingBox"]
+    extra = everything.keys() - default.keys()
+    known = {"AgeRange", "Beard", "Emotions", "EyeDirection", "Eyeglasses", "EyesOpen", "Gender", "MouthOpen"}
+    assert extra <= known | {"Mustache", "FaceOccluded", "Smile", "Sunglasses"}
+
+
+def test_individual_attributes_come_with_the_default_members(rekognition: Any) -> None:
+    photo = grace_hopper().read_bytes()
+    everything = rekognition.detect_faces(Image={"Bytes": photo}, Attributes=["ALL"])["FaceDetails"][0]
+    if "AgeRange" not in everything:
+        pytest.skip("the engine does not estimate age yet")
+    face = rekognition.detect_faces(Image={"Bytes": photo}, Attributes=["AGE_RANGE"])["FaceDetails"][0]
+    assert "AgeRange" in face and "BoundingBox" in face and "Pose" in face
+    assert not face.keys() & {"Gender", "Emotions", "Smile"} - {"AgeRange"}
+
+
+def test_png_works_like_jpeg(rekognition: Any) -> None:
+    with Image.open(grace_hopper()) as photo:
+        png = encode(photo.convert("RGBA"), "PNG")
+    details = rekognition.detect_faces(Image={"Bytes": png})["FaceDetails"]
+    assert len(details) == 1
+
+
+def test_boxes_are_relative_to_the_exif_upright_image(rekognition: Any) -> None:
+    # Given the same portrait stored sideways with an EXIF Orientation tag
+    upright = rekognition.detect_faces(Image={"Bytes": grace_hopper().read_bytes()})["FaceDetails"][0]
+    turned = rekognition.detect_faces(Image={"Bytes": rotated_with_exif(grace_hopper())})["FaceDetails"]
+    # Then the face is found in the same place of the upright picture (512x600)
+    assert len(turned) == 1
+    x0, y0 = face_centre_px(upright, 512, 600)
+    x1, y1 = face_centre_px(turned[0], 512, 600)
+    assert abs(x0 - x1) < 20 and abs(y0 - y1) < 20
+
+
+def test_an_image_without_faces_has_no_face_details(rekognition: Any) -> None:
+    assert rekognition.detect_faces(Image={"Bytes": plain(200, 200)})["FaceDetails"] == []
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (encode(Image.new("RGB", (100, 100)), "GIF"), "InvalidImageFormatException"),
+        (encode(Image.new("RGB", (100, 100)), "BMP"), "InvalidImageFormatException"),
+        (encode(Image.new("RGB", (100, 100)), "WEBP"), "InvalidImageFormatException"),
+        (b"\xff\xd8\xff\xe0 this is not really a JPEG", "InvalidImageFormatException"),
+        (plain(400, 400)[:300], "InvalidImageFormatException"),
+        (b"\x89PNG\r\n\x1a\n truncated", "InvalidImageFormatException"),
+        (plain(79, 200), "InvalidParameterException"),
+        (plain(200, 79, "PNG"), "InvalidParameterException"),
+        (decompression_bomb_png(), "ImageTooLargeException"),
+        (decompression_bomb_png(9_000), "ImageTooLargeException"),
+    ],
+    ids=[
+        "gif",
+        "bmp",
+        "webp",
+        "jpeg-magic-garbage",
+        "truncated-jpeg",
+        "png-garbage",
+        "narrow",
+        "short",
+        "bomb-400mpx",
+        "81mpx",
+    ],
+)
+def test_bad_images_get_rekognition_errors(rekognition: Any, data: bytes, code: str) -> None:
+    assert error_code(rekognition.detect_faces, Image={"Bytes": data}) == code
+
+
+def test_80_pixels_a_side_is_enough(rekognition: Any) -> None:
+    assert rekognition.detect_faces(Image={"Bytes": plain(80, 80)})["FaceDetails"] == []
+
+
+def test_bytes_past_5_mb_are_too_large(rekognition: Any) -> None:
+    # A valid JPEG header followed by padding: the size check must come before any decoding.
+    data = plain(100, 100) + b"\0" * (5 * 1024 * 1024)
+    assert error_code(rekognition.detect_faces, Image={"Bytes": data}) == "ImageTooLargeException"
+
+
+def test_image_needs_exactly_one_source(local_rekognition_url: str) -> None:
+    client = rekognition_client(local_rekognition_url, parameter_validation=False)
+    both = {"Bytes": plain(100, 100), "S3Object": {"Bucket": "abc", "Name": "x.jpg"}}
+    assert error_code(client.detect_faces, Image=both) == "InvalidParameterException"
+    assert error_code(client.detect_faces, Image={}) == "InvalidParameterException"
+    assert error_code(client.detect_faces) == "ValidationException"
+
+
+def test_compare_faces_matches_the_same_photo(rekognition: Any) -> None:
+    photo = grace_hopper().read_bytes()
+    result = rekognition.compare_faces(SourceImage={"Bytes": photo}, TargetImage={"Bytes": photo})
+    assert result["SourceImageFace"]["Confidence"] > 50
+    assert len(result["FaceMatches"]) == 1 and result["UnmatchedFaces"] == []
+    match = result["FaceMatches"][0]
+    assert match["Similarity"] > 99
+    assert match["Face"]["BoundingBox"] == pytest.approx(result["SourceImageFace"]["BoundingBox"])
+    assert {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"} <= match["Face"].keys()
+
+
+def test_a_threshold_of_100_moves_imperfect_matches_to_unmatched(rekognition: Any) -> None:
+    photo = grace_hopper().read_bytes()
+    # A re-encoded, EXIF-rotated copy is the same face but not bit-identical
+    turned = rotated_with_exif(grace_hopper())
+    result = rekognition.compare_faces(
+        SourceImage={"Bytes": photo}, TargetImage={"Bytes": turned}, SimilarityThreshold=100
+    )
+    assert result["FaceMatches"] == [] and len(result["UnmatchedFaces"]) == 1
+
+
+def test_compare_faces_needs_a_face_in_the_source(rekognition: Any) -> None:
+    code = error_code(
+        rekognition.compare_faces,
+        SourceImage={"Bytes": plain(200, 200)},
+        TargetImage={"Bytes": grace_hopper().read_bytes()},
+    )
+    assert code == "InvalidParameterException"
+
+
+def test_a_target_without_faces_matches_nothing(rekognition: Any) -> None:
+    result = rekognition.compare_faces(
+        SourceImage={"Bytes": grace_hopper().read_bytes()}, TargetImage={"Bytes": plain(200, 200)}
+    )
+    assert result["FaceMatches"] == [] and result["UnmatchedFaces"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"SimilarityThreshold": 100.5}, "ValidationException"),
+        ({"SimilarityThreshold": -1}, "ValidationException"),
+        ({"QualityFilter": "BEST"}, "ValidationException"),
+    ],
+)
+def test_compare_faces_parameter_ranges(
+    local_rekognition_url: str, params: dict[str, Any], code: str
+) -> None:
+    client = rekognition_client(local_rekognition_url, parameter_validation=False)
+    photo = {"Bytes": grace_hopper().read_bytes()}
+    assert error_code(client.compare_faces, SourceImage=photo, TargetImage=photo, **params) == code
+
+
+@pytest.mark.parametrize("attributes", [["SMELL"], ["DEFAULT", "all"]])
+def test_unknown_attributes_are_refused(local_rekognition_url: str, attributes: list[str]) -> None:
+    client = rekognition_client(local_rekognition_url, parameter_validation=False)
+    image = {"Bytes": grace_hopper().read_bytes()}
+    assert error_code(client.detect_faces, Image=image, Attributes=attributes) == "ValidationException"
