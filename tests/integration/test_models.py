@@ -6,6 +6,7 @@ import itertools
 from functools import cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -240,3 +241,29 @@ def test_grace_hopper_is_female() -> None:
     face = _engine().analyze(_rgb(grace_hopper()), attributes=frozenset({"GENDER"}))[0]
 
     assert face.attributes["Gender"]["Value"] == "Female"
+
+
+def test_faces_40_px_tall_are_found_in_a_1920x1080_photo() -> None:
+    # Given Obama's face (with some of his head around it) shrunk to 40 px tall, pasted 6 times into a
+    # 1920x1080 photo: Rekognition's smallest face for that size.
+    source = _rgb(shared_images() / "obama.jpg")
+    box = _analysed("obama.jpg")[1][0].box
+    cx, cy = box.left + box.width / 2, box.top + box.height / 2
+    half = min(box.height, cx, cy)
+    head = source[int(cy - half) : int(cy + half), int(cx - half) : int(cx + half)]
+    scale = 40 / box.height
+    small = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.random.default_rng(0).integers(90, 160, size=(1080, 1920, 3), dtype=np.uint8)
+    places = [(150 + 300 * i, 150 + 250 * (i % 3)) for i in range(6)]
+    for x, y in places:
+        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+
+    faces = _engine().analyze(canvas)
+
+    centres = [(face.box.left + face.box.width / 2, face.box.top + face.box.height / 2) for face in faces]
+    for x, y in places:
+        want = (x + small.shape[1] / 2, y + small.shape[0] / 2)
+        assert any(abs(cx - want[0]) < 20 and abs(cy - want[1]) < 20 for cx, cy in centres), (
+            f"missed face at {x},{y}"
+        )
+    assert all(30 <= face.box.height <= 60 for face in faces)

@@ -1,0 +1,76 @@
+"""Head pose from five landmarks, checked on a generic face projected at known angles."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from local_rekognition.models.pose import MODEL_POINTS, estimate_pose
+
+WIDTH, HEIGHT = 1000, 800
+
+
+def _project(roll: float, yaw: float, pitch: float) -> dict[str, tuple[float, float]]:
+    """Landmarks of the generic face turned by these angles (degrees), 600 mm in front of the camera."""
+    r, y, p = (math.radians(v) for v in (roll, yaw, pitch))
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    # Looking up is a negative rotation about x when y points down.
+    rx = np.array([[1, 0, 0], [0, math.cos(-p), -math.sin(-p)], [0, math.sin(-p), math.cos(-p)]])
+    rvec, _ = cv2.Rodrigues(rz @ ry @ rx)
+    camera = np.array([[WIDTH, 0, WIDTH / 2], [0, WIDTH, HEIGHT / 2], [0, 0, 1]], dtype=np.float64)
+    model = np.array(list(MODEL_POINTS.values()), dtype=np.float64)
+    points, _ = cv2.projectPoints(model, rvec, np.array([0.0, 0.0, 600.0]), camera, None)
+    return {
+        name: (float(x), float(y)) for name, (x, y) in zip(MODEL_POINTS, points.reshape(-1, 2), strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    ("roll", "yaw", "pitch"),
+    [(0, 0, 0), (15, 0, 0), (-20, 0, 0), (0, 25, 0), (0, -30, 0), (0, 0, 15), (0, 0, -15), (10, -20, 10)],
+)
+def test_known_angles_are_recovered(roll: float, yaw: float, pitch: float) -> None:
+    pose = estimate_pose(_project(roll, yaw, pitch), WIDTH, HEIGHT)
+
+    assert pose["Roll"] == pytest.approx(roll, abs=1.5)
+    assert pose["Yaw"] == pytest.approx(yaw, abs=1.5)
+    assert pose["Pitch"] == pytest.approx(pitch, abs=1.5)
+
+
+def test_clockwise_tilt_is_positive_roll() -> None:
+    # The eye on the image's right sits lower: the face is tilted clockwise on screen.
+    landmarks = _project(20, 0, 0)
+
+    assert landmarks["eyeRight"][1] > landmarks["eyeLeft"][1]
+    assert estimate_pose(landmarks, WIDTH, HEIGHT)["Roll"] > 0
+
+
+def test_mirroring_flips_roll_and_yaw_but_not_pitch() -> None:
+    landmarks = _project(10, 25, 10)
+    mirrored_names = {
+        "eyeLeft": "eyeRight",
+        "eyeRight": "eyeLeft",
+        "nose": "nose",
+        "mouthLeft": "mouthRight",
+        "mouthRight": "mouthLeft",
+    }
+    mirrored = {mirrored_names[name]: (WIDTH - x, y) for name, (x, y) in landmarks.items()}
+
+    pose, flipped = estimate_pose(landmarks, WIDTH, HEIGHT), estimate_pose(mirrored, WIDTH, HEIGHT)
+
+    assert flipped["Roll"] == pytest.approx(-pose["Roll"], abs=1.0)
+    assert flipped["Yaw"] == pytest.approx(-pose["Yaw"], abs=1.0)
+    assert flipped["Pitch"] == pytest.approx(pose["Pitch"], abs=1.0)
+
+
+def test_turning_towards_the_image_left_is_positive_yaw_and_looking_up_positive_pitch() -> None:
+    turned, raised = _project(0, 25, 0), _project(0, 0, 15)
+
+    # The nose tip swings to the image's left of the eyes, and up towards them.
+    assert turned["nose"][0] < (turned["eyeLeft"][0] + turned["eyeRight"][0]) / 2
+    assert estimate_pose(turned, WIDTH, HEIGHT)["Yaw"] > 0
+    assert estimate_pose(raised, WIDTH, HEIGHT)["Pitch"] > 0
