@@ -37,3 +37,17 @@ def rotated_with_exif(path: Path) -> bytes:
 def decompression_bomb_png(side: int = 20_000) -> bytes:
     """A tiny PNG file that decodes to ``side``² pixels: a few kilobytes on the wire, gigabytes in memory."""
     return encode(Image.new("1", (side, side)), "PNG", optimize=True)
+
+
+def big_and_small(path: Path, small_width: int = 140) -> bytes:
+    """One photo pasted twice on a grey canvas: at full size on the left, ``small_width`` wide on the right.
+
+    Two faces of one person, of clearly different sizes (about 170 and 50 pixels wide for grace_hopper()).
+    """
+    with Image.open(path) as original:
+        photo = original.convert("RGB")
+    canvas = Image.new("RGB", (photo.width * 2 + 300, photo.height + 100), (200, 200, 200))
+    canvas.paste(photo, (0, 0))
+    small = photo.resize((small_width, round(small_width * photo.height / photo.width)))
+    canvas.paste(small, (photo.width + 200, 100))
+    return encode(canvas, "JPEG", quality=92)
