@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -105,9 +106,21 @@ class Renderer:
         """Print the table, if that is the format."""
         if self.fmt != "table" or not self.rows:
             return
-        table = Table("photo", "operation", "result", "ms", header_style="bold")
-        for e in sorted(self.rows, key=lambda e: e.label or e.job_id):
-            table.add_row(e.label or e.job_id, e.operation, _summary(e), f"{e.rekognition_ms:.0f}")
+        labels = [e.label or e.job_id for e in self.rows]
+        # Long absolute paths hide the file name: show them relative to the folder they share.
+        common = os.path.commonpath(labels) if all(os.path.isabs(x) for x in labels) else ""
+        if common in labels:
+            common = os.path.dirname(common)
+        table = Table(header_style="bold")
+        table.add_column("photo", overflow="fold")
+        table.add_column("operation")
+        table.add_column("result", overflow="fold")
+        table.add_column("ms", justify="right")
+        for label, e in sorted(zip(labels, self.rows, strict=True), key=lambda pair: pair[0]):
+            shown = os.path.relpath(label, common) if common else label
+            table.add_row(shown, e.operation, _summary(e), f"{e.rekognition_ms:.0f}")
+        if common:
+            out.print(f"in {common}", highlight=False)
         out.print(table)
 
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.redis",
     "tests.fixtures.workers",
+    "tests.fixtures.standin",
 ]

@@ -46,17 +46,19 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             # Pillow warns (not raises) between 1× and 2× its own limit; we enforce ours below instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise PermanentError("ImageTooLargeException", f"refused as a decompression bomb: {exc}") from None
     except UnidentifiedImageError:
         raise PermanentError(
             "InvalidImageFormatException", "the file is not an image Pillow can read (expected JPEG or PNG)"
         ) from None
-    except Image.DecompressionBombError as exc:
-        raise PermanentError("ImageTooLargeException", f"refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PermanentError("InvalidImageFormatException", f"the image is damaged or truncated: {exc}") from None
     width, height = img.size
     if width * height > max_pixels:
         raise PermanentError(
             "ImageTooLargeException",
-            f"the image is {width}×{height} = {width * height / 1e6:.0f} MP; the limit is "
+            f"the image is {width}×{height} ({width * height} pixels); the limit is "
             f"{max_pixels / 1e6:.0f} MP (FACEQUEUE_MAX_IMAGE_PIXELS)",
         )
     return img

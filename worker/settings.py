@@ -35,8 +35,9 @@ class WorkerSettings(BaseSettings):
     concurrency: Annotated[int, Field(ge=1, le=2048)] = 64
     """Jobs in flight per worker process (Celery threads feeding one event loop and one HTTP pool)."""
 
-    rekognition_connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
-    rekognition_read_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    # DetectFaces answers in well under a second; a call still silent after 10 s is retried on a fresh connection.
+    rekognition_connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    rekognition_read_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     """Rekognition calls per job for transient errors (throttling, 5xx, timeouts, connection errors)."""
     backoff_base_s: Annotated[float, Field(gt=0, le=60)] = 0.2
@@ -64,5 +65,7 @@ class WorkerSettings(BaseSettings):
     def longest_job_s(self) -> float:
         """Worst-case seconds one job can take: every attempt timing out, every backoff at its cap."""
         per_call = self.rekognition_connect_timeout_s + self.rekognition_read_timeout_s
-        # Up to three calls per attempt (S3 header read, S3 download, Rekognition) and a capped backoff between.
-        return self.max_attempts * (3 * per_call) + (self.max_attempts - 1) * self.backoff_cap_s
+        # Two retried phases: fetching the image (an S3 header read and a download per attempt), then Rekognition
+        # (one call per attempt), each with a capped backoff between attempts.
+        retried_calls = self.max_attempts * (2 + 1)
+        return retried_calls * per_call + 2 * (self.max_attempts - 1) * self.backoff_cap_s

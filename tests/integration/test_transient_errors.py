@@ -1,0 +1,76 @@
+"""Transient failures are retried with backoff, up to a cap; permanent ones fail once. Against a fault-injecting
+protocol-level stand-in (bench/rekognition_standin.py), since real Rekognition cannot be told to misbehave."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from tests.fixtures.standin import StartStandIn
+from tests.fixtures.workers import WorkerProcess, worker_environment
+from tests.photos import grace_hopper
+
+pytestmark = pytest.mark.timeout(180)
+
+PHOTO = grace_hopper().read_bytes()
+FAST_RETRIES = {"max_attempts": "4", "backoff_base_s": "0.01", "backoff_cap_s": "0.05"}
+
+
+@pytest.fixture
+def pipeline(
+    redis_url: str, moto_s3_url: str, start_standin: StartStandIn, start_worker: Callable[..., WorkerProcess]
+) -> Iterator[Callable[..., tuple[FaceQueue, object]]]:
+    """Start a stand-in with the given faults and a worker on a queue of its own; return a client and the stand-in."""
+    clients: list[FaceQueue] = []
+
+    def make(*standin_args: str, **settings: str) -> tuple[FaceQueue, object]:
+        standin = start_standin("--delay-ms", "5", *standin_args)
+        queue = f"faults-{uuid.uuid4().hex[:8]}"
+        start_worker(worker_environment(redis_url, standin.url, moto_s3_url, queue, **{**FAST_RETRIES, **settings}))
+        client = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+        clients.append(client)
+        return client, standin
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_throttling_and_5xx_bursts_are_retried_until_they_pass(pipeline: Callable[..., tuple[FaceQueue, object]]) -> None:
+    # Given an endpoint that throttles 30% of calls and answers a burst of two 5xx every 7 calls
+    fq, standin = pipeline("--throttle-share", "0.3", "--error-burst-every", "7", "--error-burst-len", "2",
+                           max_attempts="10")
+    batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i))
+                           for i in range(30))
+    results = fq.wait(batch.batch_id, timeout_s=120)
+    stats = standin.stats()  # type: ignore[attr-defined]
+    # Then no job was wrongly failed, and some needed more than one attempt
+    assert [r.status for r in results] == [JobStatus.SUCCEEDED] * 30, [r.error for r in results if r.error]
+    assert stats["ThrottlingException"] > 0 and stats["InternalServerError"] > 0
+    assert sum(r.attempts for r in results) == stats["calls"]
+    assert max(r.attempts for r in results) > 1
+    assert all(r.attempts <= 10 for r in results)
+
+
+def test_retries_are_capped_and_the_failure_says_it_was_transient(
+    pipeline: Callable[..., tuple[FaceQueue, object]],
+) -> None:
+    fq, standin = pipeline("--throttle-share", "1.0")
+    envelope = fq.result(fq.submit(jobs.detect_faces(PHOTO)), timeout_s=60)
+    assert envelope.status is JobStatus.FAILED and envelope.error is not None
+    assert envelope.error.code == "ThrottlingException"
+    assert envelope.error.retryable is True
+    assert envelope.attempts == 4
+    assert standin.stats()["calls"] == 4  # type: ignore[attr-defined]
+
+
+def test_a_stalled_call_times_out_and_is_retried(pipeline: Callable[..., tuple[FaceQueue, object]]) -> None:
+    # Given an endpoint where every call stalls past the client's 1 s read timeout
+    fq, standin = pipeline("--stall-share", "1.0", "--stall-s", "3", rekognition_read_timeout_s="1", max_attempts="2")
+    envelope = fq.result(fq.submit(jobs.detect_faces(PHOTO)), timeout_s=60)
+    assert envelope.status is JobStatus.FAILED and envelope.error is not None
+    assert envelope.error.code == "Timeout" and envelope.error.retryable is True
+    assert envelope.attempts == 2

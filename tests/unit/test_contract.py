@@ -1,0 +1,110 @@
+"""The wire contract refuses bad jobs at submit time, with Rekognition's own rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from kombu.utils.json import loads
+from pydantic import ValidationError
+
+from producer import jobs
+from producer.contract import (
+    TASK_NAMES,
+    Attribute,
+    DetectFacesJob,
+    IndexFacesJob,
+    JobStatus,
+    ResultEnvelope,
+    S3Image,
+    SearchFacesByImageJob,
+    parse_job,
+    utcnow,
+)
+from producer.messages import protocol_app, task_message
+from tests.fixtures.workers import ROOT
+
+S3 = {"kind": "s3", "bucket": "photos", "key": "a.jpg"}
+
+
+@pytest.mark.parametrize("collection_id", ["", "has space", "slash/no", "x" * 256, "ünïcode"])
+def test_collection_ids_follow_rekognitions_pattern(collection_id: str) -> None:
+    with pytest.raises(ValidationError, match="collection_id"):
+        IndexFacesJob(image=S3Image(bucket="photos", key="a.jpg"), collection_id=collection_id)
+
+
+def test_external_image_id_allows_colons_but_not_slashes() -> None:
+    job = IndexFacesJob(image=S3Image(bucket="photos", key="a"), collection_id="c", external_image_id="a:b.c-d_e")
+    assert job.request()["ExternalImageId"] == "a:b.c-d_e"
+    with pytest.raises(ValidationError, match="external_image_id"):
+        IndexFacesJob(image=S3Image(bucket="photos", key="a"), collection_id="c", external_image_id="a/b")
+
+
+@pytest.mark.parametrize(("field", "value"), [("face_match_threshold", 101), ("max_faces", 0), ("max_faces", 5000)])
+def test_ranges_are_checked(field: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=field):
+        SearchFacesByImageJob.model_validate({"image": S3, "collection_id": "c", field: value})
+
+
+def test_unknown_fields_and_operations_are_refused() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        parse_job({"operation": "DetectFaces", "image": S3, "colour": "blue"})
+    with pytest.raises(ValidationError, match="operation"):
+        parse_job({"operation": "DetectLabels", "image": S3})
+    with pytest.raises(ValidationError, match="schema_version"):
+        parse_job({"operation": "DetectFaces", "image": S3, "schema_version": 2})
+
+
+def test_attributes_accept_default_all_or_names() -> None:
+    assert DetectFacesJob(image=S3, attributes="all").attributes == (Attribute.ALL,)  # type: ignore[arg-type]
+    job = DetectFacesJob(image=S3, attributes="AGE_RANGE, emotions")  # type: ignore[arg-type]
+    assert job.request() == {"Attributes": ["AGE_RANGE", "EMOTIONS"]}
+    with pytest.raises(ValidationError):
+        DetectFacesJob(image=S3, attributes=["WINGS"])  # type: ignore[list-item]
+
+
+def test_jobs_round_trip_through_json() -> None:
+    prepared = jobs.compare_faces(b"\xff\xd8 source bytes", "s3://bucket-a/b/c.jpg?versionId=v1")
+    again = parse_job(json.loads(prepared.job.model_dump_json()))
+    assert again == prepared.job
+    assert again.target == S3Image(bucket="bucket-a", key="b/c.jpg", version="v1")  # type: ignore[union-attr]
+    assert list(prepared.blobs) == [prepared.job.source.sha256]  # type: ignore[union-attr]
+
+
+def test_producer_refuses_empty_and_oversized_images() -> None:
+    with pytest.raises(jobs.ImageInputError, match="empty"):
+        jobs.detect_faces(b"")
+    with pytest.raises(jobs.ImageInputError, match="limit"):
+        jobs.detect_faces(b"x" * 2048, max_bytes=1024)
+
+
+def test_an_envelope_has_exactly_one_outcome() -> None:
+    now = utcnow()
+    with pytest.raises(ValidationError, match="failed result carries an error"):
+        ResultEnvelope(job_id="j", operation="DetectFaces", status=JobStatus.FAILED, started_at=now, finished_at=now)
+
+
+def test_task_messages_are_celery_protocol_2_in_kombus_redis_envelope() -> None:
+    job = jobs.detect_faces(b"\xff\xd8 jpeg").job
+    raw = json.loads(task_message(protocol_app(), job, "q"))
+    assert raw["headers"]["task"] == TASK_NAMES[job.operation]
+    assert raw["headers"]["id"] == job.job_id
+    assert raw["properties"]["delivery_info"] == {"exchange": "", "routing_key": "q"}
+    import base64
+
+    args, kwargs, embed = loads(base64.b64decode(raw["body"]))
+    assert parse_job(args[0]) == job and kwargs == {}
+    assert "jpeg" not in raw["headers"]["argsrepr"]
+
+
+def test_the_producer_never_imports_worker_code_nor_aioboto3() -> None:
+    code = (
+        "import sys, producer, producer.cli, producer.client, producer.jobs;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('worker', 'aioboto3', 'aiobotocore',"
+        " 'local_rekognition', 'onnxruntime', 'cv2'));"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
