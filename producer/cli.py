@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from producer import jobs
-from producer.client import FaceQueue, UnknownBatchError
+from producer.client import FaceQueue, UnknownBatchError, stream_entries
 from producer.contract import DEFAULT_RESULTS_STREAM, JobStatus, ResultEnvelope
 from producer.settings import ProducerSettings
 
@@ -79,8 +79,13 @@ def _summary(envelope: ResultEnvelope) -> str:
         sims = [f"{m['Similarity']:.1f}" for m in response["FaceMatches"]]
         return f"match {', '.join(sims)}" if sims else "no match"
     if "FaceMatches" in response:
-        return ", ".join(f"{m['Face'].get('ExternalImageId', m['Face']['FaceId'])} {m['Similarity']:.1f}"
-                         for m in response["FaceMatches"]) or "no match"
+        return (
+            ", ".join(
+                f"{m['Face'].get('ExternalImageId', m['Face']['FaceId'])} {m['Similarity']:.1f}"
+                for m in response["FaceMatches"]
+            )
+            or "no match"
+        )
     if "CollectionArn" in response:
         return str(response["CollectionArn"])
     if "Faces" in response:
@@ -209,14 +214,13 @@ def _tail_stream(fq: FaceQueue, fmt: str) -> int:
     last = "$"
     stream = fq.settings.results_stream or DEFAULT_RESULTS_STREAM
     while True:
-        for _name, entries in fq.redis.xread({stream: last}, block=5000, count=100) or []:  # type: ignore[union-attr]
-            for entry_id, fields in entries:
-                last = entry_id
-                envelope = ResultEnvelope.model_validate_json(fields[b"envelope"])
-                if renderer.fmt == "jsonl":
-                    renderer.add(envelope)
-                else:
-                    out.print(f"{envelope.label or envelope.job_id}  {_summary(envelope)}")
+        for entry_id, fields in stream_entries(fq.redis.xread({stream: last}, block=5000, count=100)):
+            last = entry_id
+            envelope = ResultEnvelope.model_validate_json(fields[b"envelope"])
+            if renderer.fmt == "jsonl":
+                renderer.add(envelope)
+            else:
+                out.print(f"{envelope.label or envelope.job_id}  {_summary(envelope)}")
 
 
 def cmd_status(fq: FaceQueue, args: argparse.Namespace) -> int:
@@ -230,10 +234,17 @@ def cmd_status(fq: FaceQueue, args: argparse.Namespace) -> int:
         progress = fq.progress(args.batch_id)
     out.print(
         json.dumps(
-            {"batch_id": progress.batch_id, "total": progress.total, "succeeded": progress.succeeded,
-             "failed": progress.failed, "pending": progress.total - progress.done, "finished": progress.finished}
+            {
+                "batch_id": progress.batch_id,
+                "total": progress.total,
+                "succeeded": progress.succeeded,
+                "failed": progress.failed,
+                "pending": progress.total - progress.done,
+                "finished": progress.finished,
+            }
         ),
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
     if not progress.finished:
         return EXIT_OK
@@ -308,7 +319,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         err.print(
             "facequeue: Redis does not answer at FACEQUEUE_REDIS_URL; start it (`redis-server`, `make stack`) "
             "or point FACEQUEUE_REDIS_URL at yours",
-            markup=False, highlight=False,
+            markup=False,
+            highlight=False,
         )
         if args.debug:
             raise
@@ -319,7 +331,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("facequeue: detached; the jobs keep running (facequeue status BATCH --wait)")
         return 130
-
 
 
 if __name__ == "__main__":

@@ -134,6 +134,11 @@ class _Core:
         pipe.expire(batch_key(batch_id), self.settings.result_ttl_s)
 
 
+def stream_entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
+    """Flatten an XREAD reply into (entry id, fields) pairs, oldest first."""
+    return [(entry_id.decode(), fields) for _stream, entries in reply or [] for entry_id, fields in entries]
+
+
 def _envelope(raw: bytes | str) -> ResultEnvelope:
     return ResultEnvelope.model_validate_json(raw)
 
@@ -194,7 +199,7 @@ class FaceQueue(_Core):
     def get_result(self, job_id: str) -> ResultEnvelope | None:
         """Return the job's result if it has been published, else None."""
         raw = self.redis.get(result_key(job_id))
-        return _envelope(raw) if raw else None  # type: ignore[arg-type]
+        return _envelope(raw) if raw else None
 
     def result(self, job: JobHandle | str, timeout_s: float | None = 60.0) -> ResultEnvelope:
         """Wait for one job's result; raise TimeoutError after timeout_s (None waits forever)."""
@@ -203,7 +208,7 @@ class FaceQueue(_Core):
         found = self.get_result(job_id)
         if found:
             return found
-        with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+        with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:  # type: ignore[no-untyped-call]
             pubsub.subscribe(done_channel(job_id))
             while True:
                 # Re-read after subscribing: the result may have landed between the first read and the subscribe.
@@ -220,7 +225,7 @@ class FaceQueue(_Core):
         raw = self.redis.hgetall(batch_key(batch_id))
         if not raw:
             raise UnknownBatchError(f"no batch {batch_id} (never submitted, or expired)")
-        return BatchProgress.from_hash(batch_id, raw)  # type: ignore[arg-type]
+        return BatchProgress.from_hash(batch_id, raw)
 
     def iter_results(self, batch_id: str, timeout_s: float | None = None) -> Iterator[ResultEnvelope]:
         """Yield a batch's results in completion order until every job has one; TimeoutError on a stall."""
@@ -238,11 +243,11 @@ class FaceQueue(_Core):
                 if remaining <= 0:
                     raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
                 block_ms = max(1, min(block_ms, int(remaining * 1000)))
-            reply = self.redis.xread({stream: last_id}, count=500, block=block_ms)
-            for _stream, entries in reply or []:  # type: ignore[union-attr]
-                ids = [fields[b"job_id"].decode() for _entry_id, fields in entries]
-                last_id = entries[-1][0].decode()
-                for raw in self.redis.mget([result_key(i) for i in ids]):  # type: ignore[union-attr]
+            entries = stream_entries(self.redis.xread({stream: last_id}, count=500, block=block_ms))
+            if entries:
+                last_id = entries[-1][0]
+                raws: list[bytes | None] = self.redis.mget([result_key(f[b"job_id"].decode()) for _, f in entries])  # type: ignore[assignment]
+                for raw in raws:
                     if raw:
                         yielded += 1
                         yield _envelope(raw)
@@ -336,11 +341,10 @@ class AsyncFaceQueue(_Core):
                 if remaining <= 0:
                     raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
                 block_ms = max(1, min(block_ms, int(remaining * 1000)))
-            reply = await self.redis.xread({stream: last_id}, count=500, block=block_ms)
-            for _stream, entries in reply or []:
-                ids = [fields[b"job_id"].decode() for _entry_id, fields in entries]
-                last_id = entries[-1][0].decode()
-                for raw in await self.redis.mget([result_key(i) for i in ids]):
+            entries = stream_entries(await self.redis.xread({stream: last_id}, count=500, block=block_ms))
+            if entries:
+                last_id = entries[-1][0]
+                for raw in await self.redis.mget([result_key(f[b"job_id"].decode()) for _, f in entries]):
                     if raw:
                         yielded += 1
                         yield _envelope(raw)

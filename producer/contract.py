@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 # --- Names shared by every party: queues, tasks and Redis keys live here and nowhere else. ---
 DEFAULT_QUEUE = "facequeue"
@@ -79,9 +79,7 @@ FACE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 S3_BUCKET_PATTERN = r"^[0-9A-Za-z.\-_]+$"
 
 CollectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=COLLECTION_ID_PATTERN)]
-ExternalImageId = Annotated[
-    str, StringConstraints(min_length=1, max_length=255, pattern=EXTERNAL_IMAGE_ID_PATTERN)
-]
+ExternalImageId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=EXTERNAL_IMAGE_ID_PATTERN)]
 FaceId = Annotated[str, StringConstraints(pattern=FACE_ID_PATTERN)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 

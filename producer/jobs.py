@@ -54,7 +54,9 @@ def parse_s3_url(url: str) -> S3Image:
     return S3Image(bucket=parsed.netloc, key=parsed.path.lstrip("/"), version=version)
 
 
-def image_source(image: ImageInput, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> tuple[ImageSource, dict[str, bytes]]:
+def image_source(
+    image: ImageInput, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> tuple[ImageSource, dict[str, bytes]]:
     """Return the image's source reference and any bytes that must be stored for it."""
     if isinstance(image, S3Image | BlobImage):
         return image, {}
@@ -97,7 +99,7 @@ def detect_faces(
     """Prepare a DetectFaces job; ``attributes`` is DEFAULT, ALL, or attribute names."""
     source, blobs = image_source(image, max_bytes=extra.pop("max_bytes", DEFAULT_MAX_IMAGE_BYTES))
     attrs = attributes if isinstance(attributes, str) else list(attributes)
-    job = DetectFacesJob(image=source, attributes=attrs, label=label or _label(image), **extra)  # type: ignore[arg-type]
+    job = DetectFacesJob(image=source, attributes=attrs, label=label or _label(image), **extra)
     return PreparedJob(job, blobs)
 
 

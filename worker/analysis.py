@@ -141,8 +141,6 @@ async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
         method = getattr(deps.rekognition, _METHODS[job.operation.value])
         response = await _with_retries(lambda: method(**params), deps, outcome)
         response.pop("ResponseMetadata", None)
-    except JobFailure as failure:
-        error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
     except Exception as exc:  # the worker never dies on a bad job: an unforeseen error is still a result
         failure = classify(exc)
         error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)

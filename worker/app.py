@@ -39,8 +39,8 @@ app.conf.update(
 )
 
 
-@signals.worker_process_init.connect
-@signals.worker_init.connect
+@signals.worker_process_init.connect  # type: ignore[untyped-decorator]
+@signals.worker_init.connect  # type: ignore[untyped-decorator]
 def _open_runtime(sender: Any = None, **_: Any) -> None:
     # Fail at start, not on the first job, when Redis or the AWS configuration is unusable. Size the HTTP pool for
     # the concurrency the worker really runs with (`-c` on the command line wins over FACEQUEUE_CONCURRENCY).
@@ -56,7 +56,7 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
         os._exit(78)  # EX_CONFIG
 
 
-@signals.worker_process_shutdown.connect
-@signals.worker_shutdown.connect
+@signals.worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+@signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _close_runtime(**_: Any) -> None:
     close_runtime()

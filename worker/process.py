@@ -41,9 +41,7 @@ def _refusal(payload: Any, task_id: str, operation: Operation, message: str, wor
     )
 
 
-async def process(
-    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher
-) -> dict[str, Any]:
+async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher) -> dict[str, Any]:
     """Handle one task message for ``operation`` and return the envelope that stands for it, as JSON data."""
     if isinstance(payload, dict) and "job_id" not in payload and _ID.match(task_id):
         # A consumer that only knows the task name and the contract (`celery call`, send_task) may leave the job
@@ -52,12 +50,17 @@ async def process(
     try:
         job = parse_job(payload)
     except ValidationError as exc:
-        envelope = _refusal(payload, task_id, operation, f"the job does not match the contract: {_describe(exc)}", deps.worker)
+        envelope = _refusal(
+            payload, task_id, operation, f"the job does not match the contract: {_describe(exc)}", deps.worker
+        )
     else:
         if job.operation is not operation:
             envelope = _refusal(
-                payload, task_id, operation,
-                f"task {operation.value} received a {job.operation.value} job", deps.worker,
+                payload,
+                task_id,
+                operation,
+                f"task {operation.value} received a {job.operation.value} job",
+                deps.worker,
             )
         else:
             already = await publisher.published(job.job_id)

@@ -62,7 +62,9 @@ class Runtime:
             str(s.redis_url), max_connections=s.concurrency + 8, health_check_interval=30, socket_keepalive=True
         )
         self._stack.push_async_callback(redis.aclose)
-        publisher = Publisher(redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s)
+        publisher = Publisher(
+            redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s
+        )
         return Deps(rekognition=rekognition, s3=s3, redis=redis, settings=s, worker=self.worker), publisher
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -88,11 +88,28 @@ def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str) -> StackSta
     env = dict(os.environ)
     if not _answers(redis_url):
         if not shutil.which("redis-server"):
-            raise SystemExit("facequeue-stack: no Redis answers at FACEQUEUE_REDIS_URL and redis-server is not "
-                             "installed (apt-get install redis-server, or brew install redis)")
+            raise SystemExit(
+                "facequeue-stack: no Redis answers at FACEQUEUE_REDIS_URL and redis-server is not "
+                "installed (apt-get install redis-server, or brew install redis)"
+            )
         port = urlparse(redis_url).port or 6379
-        proc = _spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(state_dir),
-                       "--appendonly", "yes", "--maxmemory-policy", "noeviction"], state_dir / "redis.log", env)
+        proc = _spawn(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(state_dir),
+                "--appendonly",
+                "yes",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            state_dir / "redis.log",
+            env,
+        )
         state.pids.append(proc.pid)
         _wait(lambda: _answers(redis_url), 20, f"redis-server on port {port}")
     state.env["FACEQUEUE_REDIS_URL"] = redis_url
@@ -106,13 +123,29 @@ def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str) -> StackSta
     if "AWS_ENDPOINT_URL_REKOGNITION" not in os.environ:
         log = state_dir / "local_rekognition.log"
         log.write_bytes(b"")
-        proc = _spawn([sys.executable, "-m", "local_rekognition", "--host", "127.0.0.1", "--port", "0",
-                       "--data-dir", str(state_dir / "collections")], log, {**env, **state.env})
+        proc = _spawn(
+            [
+                sys.executable,
+                "-m",
+                "local_rekognition",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                str(state_dir / "collections"),
+            ],
+            log,
+            {**env, **state.env},
+        )
         state.pids.append(proc.pid)
         state.env["AWS_ENDPOINT_URL_REKOGNITION"] = _listening_url(proc, log, "local_rekognition")
         # A local endpoint takes any signature; botocore still wants credentials and a region to sign with.
-        for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "local"),
+            ("AWS_SECRET_ACCESS_KEY", "local"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
             if name not in os.environ:
                 state.env[name] = value
 
@@ -120,10 +153,24 @@ def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str) -> StackSta
     for n in range(workers):
         log = state_dir / f"worker{n}.log"
         log.write_bytes(b"")
-        proc = _spawn([sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--loglevel", "INFO",
-                       "--hostname", f"stack{n}@%h"], log, worker_env)
+        proc = _spawn(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"stack{n}@%h",
+            ],
+            log,
+            worker_env,
+        )
         state.pids.append(proc.pid)
-        _wait(lambda log=log: b" ready." in log.read_bytes(), 120, f"worker {n} (log: {log})")  # type: ignore[misc]
+        _wait(lambda log=log: b" ready." in log.read_bytes(), 120, f"worker {n} (log: {log})")
     (state_dir / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
     return state
 
@@ -163,8 +210,9 @@ def _alive(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `facequeue-stack`."""
-    p = argparse.ArgumentParser(prog="facequeue-stack", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="facequeue-stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("action", choices=["up", "down", "env", "run"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--s3", action="store_true", help="also start a moto S3 server")

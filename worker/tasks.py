@@ -19,7 +19,7 @@ def _shell(operation: Operation) -> Task:
 
     run.__name__ = run.__qualname__ = TASK_NAMES[operation].rpartition(".")[2]
     run.__doc__ = f"Run a {operation.value} job (a JSON object of the facequeue contract)."
-    return app.task(name=TASK_NAMES[operation], bind=True)(run)  # type: ignore[no-any-return]
+    return app.task(name=TASK_NAMES[operation], bind=True)(run)
 
 
 detect_faces = _shell(Operation.DETECT_FACES)

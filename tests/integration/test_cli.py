@@ -22,8 +22,13 @@ def facequeue(*args: str, redis_url: str, queue: str) -> subprocess.CompletedPro
     """Run the CLI in a subprocess, configured only through its environment."""
     env = isolated_environment(FACEQUEUE_REDIS_URL=redis_url, FACEQUEUE_QUEUE=queue)
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True,
-        timeout=240, check=False,
+        [sys.executable, "-m", "producer.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
 
 
@@ -67,7 +72,12 @@ def test_status_and_results_of_a_batch(run: Any) -> None:
     batch_id = re.search(r"batch (\w+)", submitted.stderr).group(1)  # type: ignore[union-attr]
     status = run("status", batch_id, "--wait", "--timeout", "60")
     assert json.loads(status.stdout) == {
-        "batch_id": batch_id, "total": 1, "succeeded": 1, "failed": 0, "pending": 0, "finished": True,
+        "batch_id": batch_id,
+        "total": 1,
+        "succeeded": 1,
+        "failed": 0,
+        "pending": 0,
+        "finished": True,
     }
     results = run("results", "--batch", batch_id, "--format", "jsonl")
     [envelope] = _lines(results.stdout)

@@ -77,9 +77,7 @@ def test_s3_image_needing_normalisation_is_fetched_and_converted(
 
 
 @pytest.mark.parametrize("key", ["missing.jpg", None])
-def test_missing_s3_object_or_bucket_fails_permanently(
-    fq: FaceQueue, s3_bucket: str, key: str | None
-) -> None:
+def test_missing_s3_object_or_bucket_fails_permanently(fq: FaceQueue, s3_bucket: str, key: str | None) -> None:
     bucket = s3_bucket if key else f"no-such-bucket-{uuid.uuid4().hex[:8]}"
     envelope = fq.result(fq.submit(jobs.detect_faces(S3Image(bucket=bucket, key=key or "x.jpg"))), timeout_s=60)
     assert envelope.status is JobStatus.FAILED

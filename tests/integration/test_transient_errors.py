@@ -39,12 +39,14 @@ def pipeline(
         client.close()
 
 
-def test_throttling_and_5xx_bursts_are_retried_until_they_pass(pipeline: Callable[..., tuple[FaceQueue, object]]) -> None:
+def test_throttling_and_5xx_bursts_are_retried_until_they_pass(
+    pipeline: Callable[..., tuple[FaceQueue, object]],
+) -> None:
     # Given an endpoint that throttles 30% of calls and answers a burst of two 5xx every 7 calls
-    fq, standin = pipeline("--throttle-share", "0.3", "--error-burst-every", "7", "--error-burst-len", "2",
-                           max_attempts="10")
-    batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i))
-                           for i in range(30))
+    fq, standin = pipeline(
+        "--throttle-share", "0.3", "--error-burst-every", "7", "--error-burst-len", "2", max_attempts="10"
+    )
+    batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(30))
     results = fq.wait(batch.batch_id, timeout_s=120)
     stats = standin.stats()  # type: ignore[attr-defined]
     # Then no job was wrongly failed, and some needed more than one attempt
@@ -69,7 +71,7 @@ def test_retries_are_capped_and_the_failure_says_it_was_transient(
 
 def test_a_stalled_call_times_out_and_is_retried(pipeline: Callable[..., tuple[FaceQueue, object]]) -> None:
     # Given an endpoint where every call stalls past the client's 1 s read timeout
-    fq, standin = pipeline("--stall-share", "1.0", "--stall-s", "3", rekognition_read_timeout_s="1", max_attempts="2")
+    fq, _ = pipeline("--stall-share", "1.0", "--stall-s", "3", rekognition_read_timeout_s="1", max_attempts="2")
     envelope = fq.result(fq.submit(jobs.detect_faces(PHOTO)), timeout_s=60)
     assert envelope.status is JobStatus.FAILED and envelope.error is not None
     assert envelope.error.code == "Timeout" and envelope.error.retryable is True

@@ -94,7 +94,7 @@ def test_task_messages_are_celery_protocol_2_in_kombus_redis_envelope() -> None:
     assert raw["properties"]["delivery_info"] == {"exchange": "", "routing_key": "q"}
     import base64
 
-    args, kwargs, embed = loads(base64.b64decode(raw["body"]))
+    args, kwargs, _embed = loads(base64.b64decode(raw["body"]))
     assert parse_job(args[0]) == job and kwargs == {}
     assert "jpeg" not in raw["headers"]["argsrepr"]
 
