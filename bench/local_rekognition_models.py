@@ -89,11 +89,7 @@ def load_photos(limit: int | None) -> list[Photo]:
     """The shared photos (when present) and Grace Hopper, each shrunk to 640 px on its long side."""
     import matplotlib
 
-    paths = (
-        sorted(SHARED_IMAGES.glob("*.jpg")) + sorted(SHARED_IMAGES.glob("*.png"))
-        if SHARED_IMAGES.is_dir()
-        else []
-    )
+    paths = sorted(SHARED_IMAGES.glob("*.jpg")) + sorted(SHARED_IMAGES.glob("*.png")) if SHARED_IMAGES.is_dir() else []
     paths.append(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
     photos = []
     for path in paths[:limit]:
@@ -108,18 +104,27 @@ def load_photos(limit: int | None) -> list[Photo]:
 
 
 def measure(
-    operation: str, library: str, call: Callable[[np.ndarray], Any], photos: Sequence[Photo], repeat: int
-) -> Timing:
-    """Latency of ``call`` on every photo, ``repeat`` times, after one warm-up pass."""
-    for photo in photos:
-        call(photo.image)
-    latencies = []
+    operations: Sequence[tuple[str, str, Callable[[np.ndarray], Any]]], photos: Sequence[Photo], repeat: int
+) -> list[Timing]:
+    """Latency of every (operation, library, call) on every photo, ``repeat`` times, after one warm-up pass.
+
+    The calls are interleaved photo by photo, so that load from other processes on the machine falls on
+    both libraries alike instead of on whichever happened to run at the time.
+    """
+    for _, _, call in operations:
+        for photo in photos:
+            call(photo.image)
+    latencies: list[list[float]] = [[] for _ in operations]
     for _ in range(repeat):
         for photo in photos:
-            start = time.perf_counter()
-            call(photo.image)
-            latencies.append((time.perf_counter() - start) * 1000.0)
-    return Timing(operation, library, latencies)
+            for samples, (_, _, call) in zip(latencies, operations, strict=True):
+                start = time.perf_counter()
+                call(photo.image)
+                samples.append((time.perf_counter() - start) * 1000.0)
+    return [
+        Timing(operation, library, samples)
+        for (operation, library, _), samples in zip(operations, latencies, strict=True)
+    ]
 
 
 def verification(
@@ -176,14 +181,10 @@ class Peer:
             import face_recognition_models  # type: ignore[import-untyped]
 
             self.api = None
-            self.label = "face_recognition (api re-run on dlib-bin)"
+            self.label = "face_recognition via dlib-bin"
             self.detector = dlib.get_frontal_face_detector()
-            self.shape = dlib.shape_predictor(
-                face_recognition_models.pose_predictor_five_point_model_location()
-            )
-            self.encoder = dlib.face_recognition_model_v1(
-                face_recognition_models.face_recognition_model_location()
-            )
+            self.shape = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+            self.encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
 
     def _locations(self, image: np.ndarray) -> Any:
         if self.api is not None:
@@ -222,7 +223,7 @@ def load_peer() -> Peer | None:
 
 
 def _row(operation: str, library: str, throughput: str, p50: str, p99: str) -> None:
-    print(f"| {operation:24} | {library:44} | {throughput:>8} | {p50:>7} | {p99:>7} |")
+    print(f"| {operation:24} | {library:48} | {throughput:>8} | {p50:>7} | {p99:>7} |")
 
 
 def pin_to_one_cpu(cpu: int | None) -> int:
@@ -243,29 +244,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cpu = pin_to_one_cpu(args.cpu)
     photos = load_photos(args.photos)
-    print(
-        f"{len(photos)} photos at {LONG_SIDE} px long side, {args.repeat} timed passes, pinned to CPU {cpu}"
-    )
+    print(f"{len(photos)} photos at {LONG_SIDE} px long side, {args.repeat} timed passes, pinned to CPU {cpu}")
 
     ours = Ours()
     peer = load_peer()
     if peer is None:
         print("face_recognition is NOT installed: peer columns are skipped (see bench/README.md).")
 
-    timings = [
-        measure("DetectFaces DEFAULT", ours.name, ours.detect_default, photos, args.repeat),
-        measure("DetectFaces ALL", ours.name, ours.detect_all, photos, args.repeat),
-        measure("embedding (IndexFaces)", ours.name, ours.embed, photos, args.repeat),
+    operations: list[tuple[str, str, Callable[[np.ndarray], Any]]] = [
+        ("DetectFaces DEFAULT", ours.name, ours.detect_default),
+        ("DetectFaces ALL", ours.name, ours.detect_all),
+        ("embedding (IndexFaces)", ours.name, ours.embed),
     ]
     if peer is not None:
-        timings.insert(
-            1, measure("DetectFaces DEFAULT", peer.label, peer.detect_default, photos, args.repeat)
-        )
-        timings.append(measure("embedding (IndexFaces)", peer.label, peer.embed, photos, args.repeat))
+        operations.insert(1, ("DetectFaces DEFAULT", peer.label, peer.detect_default))
+        operations.append(("embedding (IndexFaces)", peer.label, peer.embed))
+    timings = measure(operations, photos, args.repeat)
 
     print()
     _row("operation", "library", "photos/s", "p50 ms", "p99 ms")
-    print(f"|{'-' * 26}|{'-' * 46}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
+    print(f"|{'-' * 26}|{'-' * 50}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
     for timing in timings:
         _row(
             timing.operation,
@@ -275,9 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{timing.percentile(99):.1f}",
         )
 
-    ours_ok, pairs = verification(
-        {p.name: ours.embed(p.image) for p in photos if p.person}, photos, ours.same
-    )
+    ours_ok, pairs = verification({p.name: ours.embed(p.image) for p in photos if p.person}, photos, ours.same)
     _row("verification (pairs ok)", f"{ours.name} (similarity >= 80)", f"{ours_ok}/{pairs}", "", "")
     default = timings[0]
     if peer is None:
