@@ -15,6 +15,7 @@ from local_rekognition.store import (
     CollectionExistsError,
     CollectionNotFoundError,
     CollectionStore,
+    Matrix,
     StoredFace,
     directory_name,
 )
@@ -30,9 +31,10 @@ def face(number: int) -> StoredFace:
     )
 
 
-def vectors(count: int, dims: int = 8, seed: int = 0) -> np.ndarray:
+def vectors(count: int, dims: int = 8, seed: int = 0) -> Matrix:
     rows = np.random.default_rng(seed).normal(size=(count, dims)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    unit: Matrix = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit
 
 
 @given(st.text(min_size=1, max_size=255))
