@@ -79,9 +79,7 @@ def test_a_portrait_has_one_main_face_and_the_left_eye_is_on_the_image_left(name
     assert main.landmarks["eyeLeft"][0] < main.landmarks["eyeRight"][0]
     assert main.landmarks["mouthLeft"][0] < main.landmarks["mouthRight"][0]
     # Any other face is a partial face at an edge, far smaller than the subject's.
-    assert all(
-        other.box.width * other.box.height < 0.5 * main.box.width * main.box.height for other in faces[1:]
-    )
+    assert all(other.box.width * other.box.height < 0.5 * main.box.width * main.box.height for other in faces[1:])
 
 
 def test_two_people_has_exactly_two_faces() -> None:
@@ -263,7 +261,5 @@ def test_faces_40_px_tall_are_found_in_a_1920x1080_photo() -> None:
     centres = [(face.box.left + face.box.width / 2, face.box.top + face.box.height / 2) for face in faces]
     for x, y in places:
         want = (x + small.shape[1] / 2, y + small.shape[0] / 2)
-        assert any(abs(cx - want[0]) < 20 and abs(cy - want[1]) < 20 for cx, cy in centres), (
-            f"missed face at {x},{y}"
-        )
+        assert any(abs(cx - want[0]) < 20 and abs(cy - want[1]) < 20 for cx, cy in centres), f"missed face at {x},{y}"
     assert all(30 <= face.box.height <= 60 for face in faces)

@@ -24,9 +24,7 @@ def _project(roll: float, yaw: float, pitch: float) -> dict[str, tuple[float, fl
     camera = np.array([[WIDTH, 0, WIDTH / 2], [0, WIDTH, HEIGHT / 2], [0, 0, 1]], dtype=np.float64)
     model = np.array(list(MODEL_POINTS.values()), dtype=np.float64)
     points, _ = cv2.projectPoints(model, rvec, np.array([0.0, 0.0, 600.0]), camera, None)
-    return {
-        name: (float(x), float(y)) for name, (x, y) in zip(MODEL_POINTS, points.reshape(-1, 2), strict=True)
-    }
+    return {name: (float(x), float(y)) for name, (x, y) in zip(MODEL_POINTS, points.reshape(-1, 2), strict=True)}
 
 
 @pytest.mark.parametrize(
