@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -152,14 +153,21 @@ def test_compare_faces_matches_the_same_photo(rekognition: Any) -> None:
     assert {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"} <= match["Face"].keys()
 
 
-def test_a_threshold_of_100_moves_imperfect_matches_to_unmatched(rekognition: Any) -> None:
-    photo = grace_hopper().read_bytes()
-    # A re-encoded, EXIF-rotated copy is the same face but not bit-identical
-    turned = rotated_with_exif(grace_hopper())
-    result = rekognition.compare_faces(
-        SourceImage={"Bytes": photo}, TargetImage={"Bytes": turned}, SimilarityThreshold=100
+def test_the_similarity_threshold_splits_matches_from_unmatched(rekognition: Any) -> None:
+    photo = {"Bytes": grace_hopper().read_bytes()}
+    # A re-encoded, EXIF-rotated copy: the same face, not bit-identical
+    turned = {"Bytes": rotated_with_exif(grace_hopper())}
+    similarity = rekognition.compare_faces(SourceImage=photo, TargetImage=turned, SimilarityThreshold=0)["FaceMatches"][
+        0
+    ]["Similarity"]
+    # The threshold is inclusive
+    at = rekognition.compare_faces(SourceImage=photo, TargetImage=turned, SimilarityThreshold=similarity)
+    assert len(at["FaceMatches"]) == 1 and at["UnmatchedFaces"] == []
+    above = rekognition.compare_faces(
+        SourceImage=photo, TargetImage=turned, SimilarityThreshold=math.nextafter(similarity, 101)
     )
-    assert result["FaceMatches"] == [] and len(result["UnmatchedFaces"]) == 1
+    if similarity < 100:
+        assert above["FaceMatches"] == [] and len(above["UnmatchedFaces"]) == 1
 
 
 def test_compare_faces_needs_a_face_in_the_source(rekognition: Any) -> None:
@@ -186,9 +194,7 @@ def test_a_target_without_faces_matches_nothing(rekognition: Any) -> None:
         ({"QualityFilter": "BEST"}, "ValidationException"),
     ],
 )
-def test_compare_faces_parameter_ranges(
-    local_rekognition_url: str, params: dict[str, Any], code: str
-) -> None:
+def test_compare_faces_parameter_ranges(local_rekognition_url: str, params: dict[str, Any], code: str) -> None:
     client = rekognition_client(local_rekognition_url, parameter_validation=False)
     photo = {"Bytes": grace_hopper().read_bytes()}
     assert error_code(client.compare_faces, SourceImage=photo, TargetImage=photo, **params) == code

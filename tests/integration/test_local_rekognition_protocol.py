@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -12,7 +14,7 @@ import aioboto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.fixtures.aws import FAKE_CREDENTIALS, LocalRekognitionProcess, rekognition_client
+from tests.fixtures.aws import FAKE_CREDENTIALS, LocalRekognitionProcess, rekognition_client, wait_for
 from tests.photos import grace_hopper
 
 JSON_11 = "application/x-amz-json-1.1"
@@ -62,9 +64,7 @@ def test_malformed_json_is_a_serialization_error(local_rekognition_url: str, bod
 
 
 def test_wrong_member_types_are_serialization_errors(local_rekognition_url: str) -> None:
-    status, answer = post(
-        local_rekognition_url, b'{"MaxResults": "ten"}', target="RekognitionService.ListCollections"
-    )
+    status, answer = post(local_rekognition_url, b'{"MaxResults": "ten"}', target="RekognitionService.ListCollections")
     assert (status, answer["__type"]) == (400, "SerializationException")
 
 
@@ -155,9 +155,7 @@ def test_health_answers_while_the_models_are_busy(local_rekognition_server: Loca
 
 async def _burst_with_health_checks(server: LocalRekognitionProcess) -> tuple[list[int], list[Any]]:
     photo = grace_hopper().read_bytes()
-    session = aioboto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
+    session = aioboto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     async with session.client("rekognition", endpoint_url=server.url) as client:
         burst = [asyncio.create_task(client.detect_faces(Image={"Bytes": photo})) for _ in range(12)]
         # When /health is asked while requests are still pending in the pool
@@ -171,27 +169,26 @@ async def _burst_with_health_checks(server: LocalRekognitionProcess) -> tuple[li
 
 def test_overload_answers_throttling(start_local_rekognition: Any) -> None:
     server = start_local_rekognition(None, FACEQUEUE_LOCAL_MAX_PENDING_REQUESTS="1")
-    outcomes = asyncio.run(_concurrent_detections(server.url, 8))
-    codes = [o.response["Error"]["Code"] for o in outcomes if isinstance(o, ClientError)]
-    statuses = {
-        o.response["ResponseMetadata"]["HTTPStatusCode"] for o in outcomes if isinstance(o, ClientError)
-    }
-    assert codes and set(codes) == {"ThrottlingException"}
-    assert statuses == {500}
-    assert any(isinstance(o, dict) for o in outcomes)
-
-
-async def _concurrent_detections(url: str, count: int) -> list[Any]:
-    photo = grace_hopper().read_bytes()
-    session = aioboto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-    from aiobotocore.config import AioConfig
-
-    config = AioConfig(retries={"mode": "standard", "max_attempts": 1}, max_pool_connections=20)
-    async with session.client("rekognition", endpoint_url=url, config=config) as client:
-        return list(
-            await asyncio.gather(
-                *(client.detect_faces(Image={"Bytes": photo}) for _ in range(count)), return_exceptions=True
-            )
-        )
+    body = json.dumps({"Image": {"Bytes": base64.b64encode(grace_hopper().read_bytes()).decode()}}).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    slow = http.client.HTTPConnection(host, int(port), timeout=60)
+    # Given a request that holds the only admission slot, its body still being uploaded
+    slow.putrequest("POST", "/")
+    for name, value in (("Content-Type", JSON_11), ("X-Amz-Target", "RekognitionService.DetectFaces")):
+        slow.putheader(name, value)
+    slow.putheader("Content-Length", str(len(body)))
+    slow.endheaders()
+    slow.send(body[:1000])
+    wait_for(lambda: (server.health() or {}).get("PendingRequests") == 1, 30, "the slow request to be admitted")
+    # When another request arrives, it is refused at once with Rekognition's throttling error
+    client = rekognition_client(server.url, retries={"mode": "standard", "max_attempts": 1})
+    with pytest.raises(ClientError) as caught:
+        client.detect_faces(Image={"Bytes": grace_hopper().read_bytes()})
+    assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    # Then the admitted request still completes, and the slot is free again
+    slow.send(body[1000:])
+    response = slow.getresponse()
+    assert response.status == 200 and len(json.loads(response.read())["FaceDetails"]) == 1
+    slow.close()
+    assert len(client.detect_faces(Image={"Bytes": grace_hopper().read_bytes()})["FaceDetails"]) == 1
