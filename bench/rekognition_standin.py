@@ -57,8 +57,9 @@ class StandIn:
 
     def _error(self, status: int, code: str, message: str) -> web.Response:
         self.counts[code] += 1
-        return web.json_response({"__type": code, "Message": message}, status=status,
-                                 content_type="application/x-amz-json-1.1")
+        return web.json_response(
+            {"__type": code, "Message": message}, status=status, content_type="application/x-amz-json-1.1"
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one AWS JSON 1.1 call."""

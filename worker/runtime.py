@@ -35,6 +35,9 @@ def _client_config(settings: WorkerSettings) -> AioConfig:
         # botocore's retries off: analysis._with_retries is the one retry layer for transient errors, so each
         # attempt is counted, backed off with jitter and visible to the rate limiter.
         retries={"total_max_attempts": 1, "mode": "standard"},
+        # The contract already validated every parameter against Rekognition's rules at both ends; botocore's
+        # second pass over a multi-megabyte request is pure cost on the hot path.
+        parameter_validation=False,
     )
 
 
