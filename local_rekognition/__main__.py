@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from local_rekognition.context import Services
 from local_rekognition.server import create_app
@@ -22,20 +23,24 @@ from local_rekognition.store import CollectionStore
 def parse_settings(argv: list[str] | None) -> LocalRekognitionSettings:
     """Settings from FACEQUEUE_LOCAL_* variables, overridden by the command-line flags given."""
     parser = argparse.ArgumentParser(prog="local-rekognition", description=__doc__)
-    parser.add_argument("--host", help="address to listen on (FACEQUEUE_LOCAL_HOST)")
-    parser.add_argument(
-        "--port", type=int, help="port to listen on, 0 for any free one (FACEQUEUE_LOCAL_PORT)"
-    )
-    parser.add_argument("--data-dir", type=Path, help="where collections live (FACEQUEUE_LOCAL_DATA_DIR)")
-    parser.add_argument(
-        "--inference-threads", type=int, help="model threads (FACEQUEUE_LOCAL_INFERENCE_THREADS)"
-    )
-    parser.add_argument(
-        "--max-request-bytes", type=int, help="body limit (FACEQUEUE_LOCAL_MAX_REQUEST_BYTES)"
-    )
+    flags: list[tuple[str, type, str]] = [
+        ("--host", str, "address to listen on"),
+        ("--port", int, "port to listen on, 0 for any free one"),
+        ("--data-dir", Path, "where collections live"),
+        ("--inference-threads", int, "threads decoding images and running the models"),
+        ("--max-request-bytes", int, "largest request body"),
+        ("--max-image-pixels", int, "largest image, in pixels"),
+        ("--max-pending-requests", int, "requests in progress at once before ThrottlingException"),
+    ]
+    for flag, kind, meaning in flags:
+        variable = "FACEQUEUE_LOCAL_" + flag.removeprefix("--").replace("-", "_").upper()
+        parser.add_argument(flag, type=kind, help=f"{meaning} (env {variable})")
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {key: value for key, value in vars(args).items() if value is not None}
-    return LocalRekognitionSettings(**overrides)
+    try:
+        return LocalRekognitionSettings(**overrides)
+    except ValidationError as exc:
+        parser.error(str(exc))
 
 
 def _lock_data_dir(data_dir: Path) -> Any:

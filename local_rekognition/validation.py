@@ -19,7 +19,8 @@ from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Sh
 
 from local_rekognition.errors import Serialization, UnknownOperation, Validation
 
-# The model's patterns are Java regexes; Python's re lacks \p{...} classes (only the Tags patterns use them).
+# The model's patterns are Java regexes and Python's re lacks \p{...} classes (only Tags patterns use them):
+# \p{Z}, Unicode separators, spelled out.
 _SEPARATORS = " \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 

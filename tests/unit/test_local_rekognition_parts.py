@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from local_rekognition import pagination
+from local_rekognition.__main__ import parse_settings
 from local_rekognition.errors import (
     ImageTooLarge,
     InvalidImageFormat,
@@ -111,3 +113,12 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert LocalRekognitionSettings(port=0).port == 0
     # Two 5 MB images, base64-encoded, must fit in one CompareFaces body
     assert settings.max_request_bytes > 2 * 5 * 1024 * 1024 * 4 / 3
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FACEQUEUE_LOCAL_PORT", "9001")
+    monkeypatch.setenv("FACEQUEUE_LOCAL_MAX_PENDING_REQUESTS", "5")
+    settings = parse_settings(["--port", "0", "--data-dir", str(tmp_path)])
+    assert (settings.port, settings.data_dir, settings.max_pending_requests) == (0, tmp_path, 5)
+    with pytest.raises(SystemExit):
+        parse_settings(["--port", "70000"])
