@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_rekognition.models.engine import Box, DetectedFace
+from local_rekognition.validation import service_model
 
 # Attribute name (request) → FaceDetail member (response) for everything beyond DEFAULT.
 ATTRIBUTE_MEMBERS: Mapping[str, str] = {
@@ -23,6 +24,9 @@ ATTRIBUTE_MEMBERS: Mapping[str, str] = {
     "SMILE": "Smile",
     "SUNGLASSES": "Sunglasses",
 }
+
+# The Landmark Types the service model allows; anything else an engine names is not sent.
+LANDMARK_TYPES = frozenset(service_model().shape_for("LandmarkType").enum)
 
 MAX_FACES_DETECTED = 100
 """Rekognition returns the 100 largest faces of an image."""
@@ -62,11 +66,10 @@ def compared_face(face: DetectedFace, width: int, height: int) -> dict[str, Any]
         "Landmarks": [
             {"Type": kind, "X": float(x) / width, "Y": float(y) / height}
             for kind, (x, y) in face.landmarks.items()
+            if kind in LANDMARK_TYPES
         ],
         "Pose": {axis: _degrees(face.pose[axis]) for axis in ("Roll", "Yaw", "Pitch") if axis in face.pose},
-        "Quality": {
-            name: _percent(face.quality[name]) for name in ("Brightness", "Sharpness") if name in face.quality
-        },
+        "Quality": {name: _percent(face.quality[name]) for name in ("Brightness", "Sharpness") if name in face.quality},
     }
 
 
@@ -136,10 +139,7 @@ def quality_reasons(face: DetectedFace, quality_filter: str) -> list[str]:
         reasons.append("LOW_SHARPNESS")
     if face.quality.get("Brightness", 100.0) < bar.min_brightness:
         reasons.append("LOW_BRIGHTNESS")
-    if (
-        abs(face.pose.get("Yaw", 0.0)) > bar.max_abs_yaw
-        or abs(face.pose.get("Pitch", 0.0)) > bar.max_abs_pitch
-    ):
+    if abs(face.pose.get("Yaw", 0.0)) > bar.max_abs_yaw or abs(face.pose.get("Pitch", 0.0)) > bar.max_abs_pitch:
         reasons.append("EXTREME_POSE")
     return reasons
 

@@ -29,7 +29,7 @@ def detected(width: float = 100, confidence: float = 99, yaw: float = 0, **attri
     return DetectedFace(
         box=Box(left=10, top=20, width=width, height=width * 1.2),
         confidence=confidence,
-        landmarks={"nose": (60.0, 80.0)},
+        landmarks={"nose": (60.0, 80.0), "thirdEye": (1.0, 1.0)},
         pose={"Roll": 0.0, "Yaw": yaw, "Pitch": 0.0},
         quality={"Brightness": 50.0, "Sharpness": 80.0},
         attributes=attributes,
@@ -90,7 +90,7 @@ def test_face_detail_uses_ratios_and_never_invents_attributes() -> None:
     face = detected(AgeRange={"Low": 30, "High": 40}, Smile={"Value": True, "Confidence": 90.0})
     detail = face_detail(face, 200, 400, frozenset({"AGE_RANGE", "GENDER"}))
     assert detail["BoundingBox"] == {"Width": 0.5, "Height": 0.3, "Left": 0.05, "Top": 0.05}
-    assert detail["Landmarks"] == [{"Type": "nose", "X": 0.3, "Y": 0.2}]
+    assert detail["Landmarks"] == [{"Type": "nose", "X": 0.3, "Y": 0.2}]  # no type outside the model's enum
     assert detail["AgeRange"] == {"Low": 30, "High": 40}
     assert "Gender" not in detail  # asked for, but the engine did not return it
     assert "Smile" not in detail  # returned, but not asked for
