@@ -57,9 +57,15 @@ def _response(body: dict[str, Any], status: int, request_id: str) -> web.Respons
     )
 
 
-def error_response(error: RekognitionError, request_id: str, status: int | None = None) -> web.Response:
+class RequestTooLarge(ImageTooLarge):
+    """A body past ``max_request_bytes``: Rekognition's code for oversized images, with HTTP's own status."""
+
+    status = 413
+
+
+def error_response(error: RekognitionError, request_id: str) -> web.Response:
     """Rekognition's error body and headers for ``error``."""
-    response = _response({"__type": error.code, "Message": error.message}, status or error.status, request_id)
+    response = _response({"__type": error.code, "Message": error.message}, error.status, request_id)
     response.headers["x-amzn-ErrorType"] = error.code
     return response
 
@@ -75,7 +81,7 @@ async def _read_params(request: web.Request) -> Any:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         limit = request.app[SERVICES_KEY].settings.max_request_bytes
-        raise ImageTooLarge(
+        raise RequestTooLarge(
             f"Request body is larger than this server's limit of {limit}"
             " bytes; Rekognition takes images of at most 5 MB as Bytes (use S3Object for up to 15 MB)"
         ) from exc
@@ -96,9 +102,7 @@ async def handle_operation(request: web.Request) -> web.Response:
     try:
         handler = OPERATIONS.get(operation)
         if handler is None:
-            raise UnknownOperation(
-                f"Operation {target or '(no X-Amz-Target)'} is not implemented by local_rekognition"
-            )
+            raise UnknownOperation(f"Operation {target or '(no X-Amz-Target)'} is not implemented by local_rekognition")
         with services.admitted():
             params = await _read_params(request)
             validate_input(operation, params)
@@ -106,22 +110,11 @@ async def handle_operation(request: web.Request) -> web.Response:
             result = await handler(call)
         return _response(result, 200, request_id)
     except RekognitionError as error:
-        status = (
-            413
-            if isinstance(error, ImageTooLarge)
-            and request.content_length
-            and (request.content_length > services.settings.max_request_bytes)
-            else None
-        )
-        return error_response(error, request_id, status)
+        return error_response(error, request_id)
     except CollectionNotFoundError as missing:
-        return error_response(
-            ResourceNotFound(f"The collection id: {missing.args[0]} does not exist"), request_id
-        )
+        return error_response(ResourceNotFound(f"The collection id: {missing.args[0]} does not exist"), request_id)
     except CollectionExistsError as taken:
-        return error_response(
-            ResourceAlreadyExists(f"The collection id: {taken.args[0]} already exists"), request_id
-        )
+        return error_response(ResourceAlreadyExists(f"The collection id: {taken.args[0]} already exists"), request_id)
     except Exception:
         log.exception("%s failed (request %s)", operation, request_id)
         return error_response(InternalServerError("Internal server error"), request_id)
