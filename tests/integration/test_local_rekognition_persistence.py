@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.fixtures.aws import LocalRekognitionProcess, StartLocalRekognition, rekognition_client
 from tests.imaging import big_and_small
@@ -93,3 +95,22 @@ def test_every_valid_id_stays_inside_the_data_dir(
     finally:
         rekognition.delete_collection(CollectionId=collection_id)
     assert collection_id not in rekognition.list_collections()["CollectionIds"]
+
+
+def test_a_disk_fault_is_an_internal_server_error(
+    start_local_rekognition: StartLocalRekognition, tmp_path: Path
+) -> None:
+    server = start_local_rekognition(tmp_path / "faulty")
+    client = rekognition_client(server.url, retries={"mode": "standard", "max_attempts": 1})
+    client.create_collection(CollectionId="doomed")
+    # Given the collection's directory vanishing behind the server's back
+    for directory in (tmp_path / "faulty" / "collections").iterdir():
+        shutil.rmtree(directory)
+    # When a write to it fails, the caller gets Rekognition's 500, and the server log has the traceback
+    with pytest.raises(ClientError) as caught:
+        client.index_faces(CollectionId="doomed", Image={"Bytes": grace_hopper().read_bytes()})
+    assert caught.value.response["Error"]["Code"] == "InternalServerError"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert "IndexFaces failed" in server.output()
+    # Then the server goes on serving
+    assert len(client.detect_faces(Image={"Bytes": grace_hopper().read_bytes()})["FaceDetails"]) == 1
