@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -9,20 +10,35 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
+from pydantic import ValidationError
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from producer import jobs as _jobs
 from producer.contract import (
+    DEAD_LETTERS_KEY,
+    Job,
     ResultEnvelope,
     batch_key,
     batch_stream_key,
     blob_key,
+    dead_letter_key,
     done_channel,
     new_id,
+    parse_job,
+    queue_for,
     result_key,
+    utcnow,
 )
 from producer.jobs import PreparedJob
 from producer.messages import protocol_app, task_message
 from producer.settings import ProducerSettings
+
+# Ride out a Redis restart or failover (about 30 s) instead of failing the caller: every command the client sends is
+# safe to repeat (re-sent task messages are deduplicated by job id when results are published).
+REDIS_RETRIES = 20
+REDIS_BACKOFF = ExponentialWithJitterBackoff(base=0.1, cap=2.0)
 
 # Wait loops re-read the result key at least this often, so a lost pub/sub notification (a Redis restart, a
 # reconnect) delays a waiter by at most this long instead of forever.
@@ -75,11 +91,32 @@ class BatchProgress:
         fields = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
         return cls(
             batch_id=batch_id,
-            total=fields.get("total", 0),
+            total=fields.get("total", fields.get("submitted", 0)),
             succeeded=fields.get("succeeded", 0),
             failed=fields.get("failed", 0),
             sealed=bool(fields.get("sealed", 0)),
         )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job that failed for good, with its failed result; ``job`` is None if it never matched the contract."""
+
+    job_id: str
+    envelope: ResultEnvelope
+    job: Job | None
+    raw_job: Any
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> DeadLetter:
+        """Parse a stored dead letter."""
+        data = json.loads(raw)
+        envelope = ResultEnvelope.model_validate(data["envelope"])
+        try:
+            job: Job | None = parse_job(data["job"])
+        except ValidationError:
+            job = None
+        return cls(envelope.job_id, envelope, job, data["job"])
 
 
 class UnknownBatchError(LookupError):
@@ -98,7 +135,9 @@ class _Core:
         s = self.settings
         key = batch_key(batch_id)
         ids = []
-        pipe.hincrby(key, "total", len(chunk))
+        # A running count for progress displays; the exact total is set once, when the batch is sealed, so a chunk
+        # re-sent after a lost reply (redis-py retries on connection errors) cannot inflate it.
+        pipe.hincrby(key, "submitted", len(chunk))
         pipe.expire(key, s.result_ttl_s)
         for prepared in chunk:
             for digest, data in prepared.blobs.items():
@@ -107,7 +146,8 @@ class _Core:
                     pipe.set(blob_key(digest), data, nx=True, ex=s.blob_ttl_s)
                     seen.add(digest)
             job = prepared.job.model_copy(update={"batch_id": batch_id})
-            pipe.lpush(s.queue, task_message(self._app, job, s.queue))
+            queue = queue_for(s.queue, job.operation)
+            pipe.lpush(queue, task_message(self._app, job, queue))
             ids.append(job.job_id)
         return ids
 
@@ -128,9 +168,9 @@ class _Core:
         if chunk:
             yield chunk
 
-    def seal(self, pipe: Any, batch_id: str) -> None:
-        """Mark a batch complete: iterators stop once every one of its jobs has a result."""
-        pipe.hset(batch_key(batch_id), "sealed", 1)
+    def seal(self, pipe: Any, batch_id: str, total: int) -> None:
+        """Mark a batch complete with its exact size: iterators stop once every one of its jobs has a result."""
+        pipe.hset(batch_key(batch_id), mapping={"total": total, "sealed": 1})
         pipe.expire(batch_key(batch_id), self.settings.result_ttl_s)
 
 
@@ -152,7 +192,10 @@ class FaceQueue(_Core):
     def __init__(self, settings: ProducerSettings | None = None, client: redis.Redis | None = None) -> None:
         super().__init__(settings)
         self.redis: redis.Redis = client or redis.Redis.from_url(
-            str(self.settings.redis_url), health_check_interval=30, socket_keepalive=True
+            str(self.settings.redis_url),
+            health_check_interval=30,
+            socket_keepalive=True,
+            retry=Retry(REDIS_BACKOFF, REDIS_RETRIES),
         )
 
     def close(self) -> None:
@@ -165,9 +208,18 @@ class FaceQueue(_Core):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ping(self) -> None:
-        """Raise redis.ConnectionError if Redis does not answer."""
-        self.redis.ping()
+    def ping(self, timeout_s: float = 2.0) -> None:
+        """Raise redis.ConnectionError at once if Redis does not answer (no retries: for a quick health check)."""
+        quick = redis.Redis(
+            connection_pool=redis.ConnectionPool.from_url(
+                str(self.settings.redis_url), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+            ),
+            retry=Retry(REDIS_BACKOFF, 0),
+        )
+        try:
+            quick.ping()
+        finally:
+            quick.close()
 
     # --- submitting ---
 
@@ -186,7 +238,7 @@ class FaceQueue(_Core):
             ids += self.chunk_commands(pipe, batch_id, chunk, seen)
             pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
-        self.seal(pipe, batch_id)
+        self.seal(pipe, batch_id, len(ids))
         pipe.execute()
         return BatchHandle(batch_id, tuple(ids))
 
@@ -256,6 +308,38 @@ class FaceQueue(_Core):
         """Wait for a whole batch and return its results."""
         return list(self.iter_results(batch_id, timeout_s=timeout_s))
 
+    # --- dead letters ---
+
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        """Jobs that failed for good (permanent errors, retries exhausted), oldest first."""
+        ids = [i.decode() for i in self.redis.zrange(DEAD_LETTERS_KEY, 0, limit - 1)]  # type: ignore[union-attr]
+        if not ids:
+            return []
+        raws: list[bytes | None] = self.redis.mget([dead_letter_key(i) for i in ids])  # type: ignore[assignment]
+        expired = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if expired:
+            self.redis.zrem(DEAD_LETTERS_KEY, *expired)
+        return [DeadLetter.from_json(raw) for raw in raws if raw is not None]
+
+    def retry_dead(self, job_ids: Iterable[str] | None = None) -> BatchHandle | None:
+        """Re-queue dead letters (all when job_ids is None) as a new batch; None when there was nothing to retry.
+
+        Each retried job gets a new job id: the old id keeps its failed result, so nothing is published twice.
+        """
+        wanted = set(job_ids) if job_ids is not None else None
+        letters = [d for d in self.dead_letters(limit=100_000) if wanted is None or d.job_id in wanted]
+        retryable = [d for d in letters if d.job is not None]
+        if not retryable:
+            return None
+        batch = self.submit_many(
+            PreparedJob(d.job.model_copy(update={"job_id": new_id(), "submitted_at": utcnow()}))  # type: ignore[union-attr]
+            for d in retryable
+        )
+        done = [d.job_id for d in retryable]
+        self.redis.zrem(DEAD_LETTERS_KEY, *done)
+        self.redis.delete(*(dead_letter_key(i) for i in done))
+        return batch
+
 
 class AsyncFaceQueue(_Core):
     """The asyncio client: the same operations as FaceQueue, awaitable."""
@@ -263,7 +347,10 @@ class AsyncFaceQueue(_Core):
     def __init__(self, settings: ProducerSettings | None = None, client: aredis.Redis | None = None) -> None:
         super().__init__(settings)
         self.redis: aredis.Redis = client or aredis.Redis.from_url(
-            str(self.settings.redis_url), health_check_interval=30, socket_keepalive=True
+            str(self.settings.redis_url),
+            health_check_interval=30,
+            socket_keepalive=True,
+            retry=AsyncRetry(REDIS_BACKOFF, REDIS_RETRIES),
         )
 
     async def aclose(self) -> None:
@@ -291,7 +378,7 @@ class AsyncFaceQueue(_Core):
             ids += self.chunk_commands(pipe, batch_id, chunk, seen)
             await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
-        self.seal(pipe, batch_id)
+        self.seal(pipe, batch_id, len(ids))
         await pipe.execute()
         return BatchHandle(batch_id, tuple(ids))
 

@@ -47,6 +47,14 @@ TASK_NAMES: dict[Operation, str] = {
 }
 
 
+def queue_for(base: str, operation: Operation) -> str:
+    """The queue jobs of one operation travel on: a backlog of one operation never holds up another's jobs.
+
+    Workers consume every operation's queue and the bare ``base`` queue (for senders that name only that).
+    """
+    return f"{base}.{TASK_NAMES[operation].rpartition('.')[2]}"
+
+
 def blob_key(sha256_hex: str) -> str:
     """Redis key of an image the producer stored by content (claim check)."""
     return f"{KEY_PREFIX}:blob:{sha256_hex}"
@@ -70,6 +78,25 @@ def batch_key(batch_id: str) -> str:
 def batch_stream_key(batch_id: str) -> str:
     """Redis stream of a batch's completed job ids, in completion order."""
     return f"{KEY_PREFIX}:batch:{batch_id}:done"
+
+
+DEAD_LETTERS_KEY = f"{KEY_PREFIX}:dead"
+"""Redis sorted set of dead-lettered job ids, scored by the time they failed."""
+
+
+def dead_letter_key(job_id: str) -> str:
+    """Redis key of one dead letter: {"job": the job as submitted, "envelope": its failed result}."""
+    return f"{DEAD_LETTERS_KEY}:{job_id}"
+
+
+def cache_key(fingerprint: str) -> str:
+    """Redis key of a stored Rekognition response for one image, operation and parameters."""
+    return f"{KEY_PREFIX}:cache:{fingerprint}"
+
+
+def rate_key(operation: str) -> str:
+    """Redis hash holding the shared rate limiter's state for one Rekognition operation."""
+    return f"{KEY_PREFIX}:rate:{operation}"
 
 
 # --- Rekognition's own parameter rules (from its service model). ---
@@ -365,7 +392,8 @@ class ResultEnvelope(_Model):
     """Rekognition's response unchanged, less its ResponseMetadata (request ids and HTTP headers)."""
     error: JobError | None = None
     attempts: int = 1
-    """Rekognition calls made for this result (1 when the first call answered)."""
+    """Rekognition calls made for this result: 1 when the first call answered, 0 when none was needed (served from
+    the cache, or the job was refused before any call)."""
     cached: bool = False
     submitted_at: datetime | None = None
     started_at: datetime

@@ -29,7 +29,7 @@ def protocol_app() -> Celery:
 
 
 def task_message(app: Celery, job: Job, queue: str) -> str:
-    """Return the JSON string kombu's Redis transport stores for one job's task message."""
+    """Return the JSON string kombu's Redis transport stores for one job's task message on ``queue``."""
     task_id = job.job_id
     args = [job.model_dump(mode="json", exclude_none=True)]
     # argsrepr shows in logs and Flower: name the job, never its contents.

@@ -17,8 +17,10 @@ from producer.contract import (
     ResultEnvelope,
     utcnow,
 )
+from worker.cache import ResponseCache, cacheable, fingerprint
 from worker.errors import JobFailure, PermanentError, TransientError
-from worker.images import rekognition_image
+from worker.images import identity, rekognition_image
+from worker.ratelimit import RateLimiter
 from worker.settings import WorkerSettings
 
 # Codes AWS documents as worth retrying. Anything else Rekognition answers with a 4xx is the job's own fault.
@@ -54,6 +56,8 @@ class Deps:
     s3: Any
     redis: Any
     settings: WorkerSettings
+    limiter: RateLimiter | None = None
+    cache: ResponseCache | None = None
     worker: str = ""
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
 
@@ -94,20 +98,32 @@ def backoff_s(attempt: int, settings: WorkerSettings) -> float:
     return random.uniform(0, min(settings.backoff_cap_s, settings.backoff_base_s * 2**attempt))
 
 
-async def _with_retries(call: Callable[[], Awaitable[Any]], deps: Deps, outcome: _Outcome) -> Any:
-    """Run one Rekognition call, retrying transient failures up to max_attempts with jittered backoff.
+THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
+
+
+async def _with_retries(
+    call: Callable[[], Awaitable[Any]], deps: Deps, outcome: _Outcome, operation: str | None = None
+) -> Any:
+    """Run one call, retrying transient failures up to max_attempts with jittered backoff.
 
     This is the only retry layer for throttling, 5xx, timeouts and connection errors: botocore's own retries are
-    off (runtime.py), so every attempt is counted in the envelope and seen by the rate limiter.
+    off (runtime.py), so every attempt is counted in the envelope and seen by the rate limiter. With ``operation``
+    the call is a Rekognition call: it waits for a slot of the shared rate limit first, and reports throttles.
     """
     settings = deps.settings
     while True:
         outcome.attempts += 1
+        if operation and deps.limiter:
+            wait_s = await deps.limiter.reserve(operation)
+            if wait_s:
+                await deps.sleep(wait_s)
         started = time.perf_counter()
         try:
             return await call()
         except Exception as exc:
             failure = classify(exc)
+            if operation and deps.limiter and failure.code in THROTTLING_CODES:
+                await deps.limiter.throttled(operation)
             if not failure.retryable or outcome.attempts >= settings.max_attempts:
                 raise failure from None
             await deps.sleep(backoff_s(outcome.attempts - 1, settings))
@@ -130,17 +146,55 @@ async def _request(job: Job, deps: Deps) -> dict[str, Any]:
     return params
 
 
+def _images(job: Job) -> list[Any]:
+    if isinstance(job, CompareFacesJob):
+        return [job.source, job.target]
+    image = getattr(job, "image", None)
+    return [image] if image is not None else []
+
+
+async def _cached(job: Job, deps: Deps) -> tuple[str | None, dict[str, Any] | None]:
+    """The job's cache fingerprint and stored response, when the job may use the cache."""
+    if deps.cache is None or not deps.cache.ttl_s or not cacheable(job):
+        return None, None
+    ids = await _with_retries(
+        lambda: asyncio.gather(*(identity(image, deps.s3) for image in _images(job))), deps, _Outcome()
+    )
+    fp = fingerprint(job, ids)
+    return fp, await deps.cache.get(fp)
+
+
+async def _call(job: Job, deps: Deps, outcome: _Outcome) -> tuple[dict[str, Any], bool]:
+    """Rekognition's response for a job (less ResponseMetadata), and whether it came from the cache."""
+    fp, stored = await _cached(job, deps)
+    if stored is not None:
+        return stored, True
+    params = await _request_with_transient_retries(job, deps)
+    method = getattr(deps.rekognition, _METHODS[job.operation.value])
+    response: dict[str, Any] = await _with_retries(lambda: method(**params), deps, outcome, job.operation.value)
+    response.pop("ResponseMetadata", None)
+    if fp is not None and deps.cache is not None:
+        await deps.cache.put(fp, response)
+    return response, False
+
+
 async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
-    """Run a job against Rekognition and return its envelope; never raises for a bad job."""
+    """Run a job against Rekognition (or the cache) and return its envelope; never raises for a bad job."""
     started_at = utcnow()
     outcome = _Outcome()
     response: dict[str, Any] | None = None
     error: JobError | None = None
+    cached = False
     try:
-        params = await _request_with_transient_retries(job, deps)
-        method = getattr(deps.rekognition, _METHODS[job.operation.value])
-        response = await _with_retries(lambda: method(**params), deps, outcome)
-        response.pop("ResponseMetadata", None)
+        async with asyncio.timeout(deps.settings.job_timeout_s):
+            response, cached = await _call(job, deps, outcome)
+    except TimeoutError:
+        error = JobError(
+            code="JobTimeout",
+            message=f"the job took longer than FACEQUEUE_JOB_TIMEOUT_S={deps.settings.job_timeout_s:g} s "
+            f"after {outcome.attempts} Rekognition call(s)",
+            retryable=True,
+        )
     except Exception as exc:  # the worker never dies on a bad job: an unforeseen error is still a result
         failure = classify(exc)
         error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
@@ -153,7 +207,8 @@ async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
         label=job.label,
         response=response,
         error=error,
-        attempts=max(outcome.attempts, 1),
+        attempts=outcome.attempts,
+        cached=cached,
         submitted_at=job.submitted_at,
         started_at=started_at,
         finished_at=finished_at,

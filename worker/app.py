@@ -7,7 +7,9 @@ import os
 from typing import Any
 
 from celery import Celery, signals
+from kombu.entity import Queue
 
+from producer.contract import TASK_NAMES, Operation, queue_for
 from worker.runtime import close_runtime, get_runtime
 from worker.settings import WorkerSettings
 
@@ -21,6 +23,13 @@ app.conf.update(
     accept_content=["json"],
     result_accept_content=["json"],
     task_default_queue=settings.queue,
+    # One queue per operation, plus the bare queue for senders that name only it: a backlog of DetectFaces never
+    # holds up an IndexFaces job. kombu polls the queues round robin.
+    task_queues=[
+        Queue(name)  # type: ignore[no-untyped-call]
+        for name in (settings.queue, *(queue_for(settings.queue, op) for op in Operation))
+    ],
+    task_routes={TASK_NAMES[op]: {"queue": queue_for(settings.queue, op)} for op in Operation},
     # At-least-once: a job is acknowledged after it ran, and redelivered if its worker dies first.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -30,7 +39,13 @@ app.conf.update(
     worker_concurrency=settings.concurrency,
     # With late acks every prefetched message is unacked; one per slot keeps a dying worker's share small.
     worker_prefetch_multiplier=1,
-    broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+    broker_transport_options={
+        "visibility_timeout": settings.visibility_timeout_s,
+        # kombu sweeps for expired unacked messages every interval × throttle seconds (10 × 10 by default): make
+        # the sweep itself frequent so recovery from a killed worker takes the visibility timeout, not 100 s more.
+        "unacked_restore_interval": settings.restore_interval_s,
+        "unacked_restore_throttle": 1,
+    },
     result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
     result_expires=settings.result_ttl_s,
     broker_connection_retry_on_startup=True,

@@ -202,3 +202,16 @@ async def rekognition_image(
         return {"S3Object": s3_object}
     data, _ = await _s3_get(s3, source, max_bytes, header_only=False)
     return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
+
+
+async def identity(source: ImageSource, s3: Any) -> str:
+    """A stable name for an image's content: its hash, its S3 version, or its S3 ETag (one HEAD request)."""
+    if isinstance(source, BlobImage):
+        return f"sha256:{source.sha256}"
+    if source.version:
+        return f"s3:{source.bucket}/{source.key}?versionId={source.version}"
+    try:
+        head = await s3.head_object(Bucket=source.bucket, Key=source.key)
+    except Exception as exc:
+        raise _s3_failure(exc, source) from None
+    return f"s3:{source.bucket}/{source.key}#{head.get('ETag', '')}"

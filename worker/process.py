@@ -68,5 +68,5 @@ async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, 
                 # Redelivered after its result was published (a crash between publish and ack): never pay twice.
                 return already.model_dump(mode="json", exclude_none=True)
             envelope = await run_job(job, deps)
-    standing, _ = await publisher.publish(envelope)
+    standing, _ = await publisher.publish(envelope, payload)
     return standing.model_dump(mode="json", exclude_none=True)

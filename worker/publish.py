@@ -7,15 +7,31 @@ first envelope back, so Celery's result backend agrees with the stream.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from producer.contract import ResultEnvelope, batch_key, batch_stream_key, done_channel, result_key
+from producer.contract import (
+    DEAD_LETTERS_KEY,
+    JobStatus,
+    ResultEnvelope,
+    batch_key,
+    batch_stream_key,
+    dead_letter_key,
+    done_channel,
+    result_key,
+)
 
 _PUBLISH = """
--- KEYS: result key, results stream, batch hash, batch stream (the last two empty without a batch)
--- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel
+-- KEYS: result key, results stream, batch hash, batch stream (the last two empty without a batch), dead-letter
+-- index, dead-letter key
+-- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel, dead letter JSON ('' unless failed)
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
+end
+if ARGV[7] ~= '' then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[5], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[4])
+  redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[2])
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job_id', ARGV[4], 'status', ARGV[3], 'envelope', ARGV[1])
 if KEYS[3] ~= '' then
@@ -39,22 +55,32 @@ class Publisher:
         self._maxlen = stream_maxlen
         self._ttl_s = ttl_s
 
-    async def publish(self, envelope: ResultEnvelope) -> tuple[ResultEnvelope, bool]:
-        """Publish unless already published; return the envelope that stands and whether this call published it."""
+    async def publish(self, envelope: ResultEnvelope, job: Any = None) -> tuple[ResultEnvelope, bool]:
+        """Publish unless already published; return the envelope that stands and whether this call published it.
+
+        A failed envelope also becomes a dead letter, kept with ``job`` (the job as received) so it can be retried.
+        """
         batch = envelope.batch_id
+        envelope_json = envelope.model_dump_json(exclude_none=True)
+        dead = ""
+        if envelope.status is JobStatus.FAILED:
+            dead = json.dumps({"job": job, "envelope": json.loads(envelope_json)}, default=str)
         keys = [
             result_key(envelope.job_id),
             self._stream,
             batch_key(batch) if batch else "",
             batch_stream_key(batch) if batch else "",
+            DEAD_LETTERS_KEY,
+            dead_letter_key(envelope.job_id),
         ]
         args = [
-            envelope.model_dump_json(exclude_none=True),
+            envelope_json,
             self._ttl_s,
             envelope.status.value,
             envelope.job_id,
             self._maxlen,
             done_channel(envelope.job_id),
+            dead,
         ]
         if await self._script(keys=keys, args=args):
             return envelope, True

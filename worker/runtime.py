@@ -18,9 +18,13 @@ from typing import Any, TypeVar
 import aioboto3
 import redis.asyncio as aredis
 from aiobotocore.config import AioConfig
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from worker.analysis import Deps
+from worker.cache import ResponseCache
 from worker.publish import Publisher
+from worker.ratelimit import RateLimiter
 from worker.settings import WorkerSettings
 
 T = TypeVar("T")
@@ -62,13 +66,28 @@ class Runtime:
         )
         s3 = await self._stack.enter_async_context(session.client("s3", config=config, region_name=s.aws_region))
         redis = aredis.Redis.from_url(
-            str(s.redis_url), max_connections=s.concurrency + 8, health_check_interval=30, socket_keepalive=True
+            str(s.redis_url),
+            max_connections=s.concurrency + 8,
+            health_check_interval=30,
+            socket_keepalive=True,
+            # Ride out a Redis restart (~30 s) while publishing: every write the worker makes is idempotent (SET
+            # NX guards publication), so repeating one after a lost reply is safe.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), 20),
         )
         self._stack.push_async_callback(redis.aclose)
         publisher = Publisher(
             redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s
         )
-        return Deps(rekognition=rekognition, s3=s3, redis=redis, settings=s, worker=self.worker), publisher
+        deps = Deps(
+            rekognition=rekognition,
+            s3=s3,
+            redis=redis,
+            settings=s,
+            limiter=RateLimiter(redis, s.rate_limits_tps, s.rate_limit_burst),
+            cache=ResponseCache(redis, s.cache_ttl_s),
+            worker=self.worker,
+        )
+        return deps, publisher
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the process's loop and block the calling thread until it finishes."""

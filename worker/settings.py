@@ -43,29 +43,34 @@ class WorkerSettings(BaseSettings):
     backoff_base_s: Annotated[float, Field(gt=0, le=60)] = 0.2
     backoff_cap_s: Annotated[float, Field(gt=0, le=300)] = 10.0
 
+    rate_limits_tps: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    """Per-operation quota shared by all workers, e.g. {"DetectFaces": 50, "IndexFaces": 5}; unset means no limit.
+    Set it to your account's Rekognition quota for the region (Service Quotas console)."""
+    rate_limit_burst: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Calls that may go out back to back after an idle spell; 1 spreads calls evenly."""
+    cache_ttl_s: Annotated[int, Field(ge=0, le=365 * 86400)] = 86400
+    """How long a DetectFaces / CompareFaces response is reused for the same image and parameters; 0 = off."""
+
     max_image_bytes: Annotated[int, Field(ge=1024, le=500 * 2**20)] = 50 * 2**20
     """Largest image the worker downloads to normalise."""
     max_image_pixels: Annotated[int, Field(ge=80 * 80, le=2_000_000_000)] = 100_000_000
     """Larger images are refused as decompression bombs before they are decoded."""
 
-    visibility_timeout_s: Annotated[int, Field(ge=30, le=43200)] = 600
-    """A job not acknowledged within this time is redelivered; must exceed the longest job (checked at start)."""
+    job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    """A job still running after this long (waiting for a rate-limit slot, fetching, calling, retrying) fails with
+    the retryable code JobTimeout and becomes a dead letter. Keep concurrency × workers / rate limit well below it."""
+    visibility_timeout_s: Annotated[int, Field(ge=10, le=43200)] = 180
+    """A job not acknowledged within this time is redelivered to another worker: how long a SIGKILLed worker's jobs
+    wait before they run again. Must exceed FACEQUEUE_JOB_TIMEOUT_S (checked at start)."""
+    restore_interval_s: Annotated[int, Field(ge=1, le=600)] = 5
+    """How often workers sweep for jobs whose visibility timeout has passed."""
 
     @model_validator(mode="after")
     def _visibility_fits_longest_job(self) -> WorkerSettings:
-        worst = self.longest_job_s()
-        if self.visibility_timeout_s <= worst:
+        # Publishing and acknowledging follow the job; leave them a margin before Redis hands the job to another.
+        if self.visibility_timeout_s < self.job_timeout_s + 10:
             raise ValueError(
-                f"FACEQUEUE_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s} must exceed the longest job, "
-                f"{worst:.0f} s (max_attempts × (connect + read timeout) + backoff); otherwise Redis redelivers "
-                "jobs that are still running"
+                f"FACEQUEUE_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s} must exceed FACEQUEUE_JOB_TIMEOUT_S="
+                f"{self.job_timeout_s:g} by at least 10 s; otherwise Redis redelivers jobs that are still running"
             )
         return self
-
-    def longest_job_s(self) -> float:
-        """Worst-case seconds one job can take: every attempt timing out, every backoff at its cap."""
-        per_call = self.rekognition_connect_timeout_s + self.rekognition_read_timeout_s
-        # Two retried phases: fetching the image (an S3 header read and a download per attempt), then Rekognition
-        # (one call per attempt), each with a capped backoff between attempts.
-        retried_calls = self.max_attempts * (2 + 1)
-        return retried_calls * per_call + 2 * (self.max_attempts - 1) * self.backoff_cap_s

@@ -16,7 +16,7 @@ from tests.photos import grace_hopper
 pytestmark = pytest.mark.timeout(180)
 
 PHOTO = grace_hopper().read_bytes()
-FAST_RETRIES = {"max_attempts": "4", "backoff_base_s": "0.01", "backoff_cap_s": "0.05"}
+FAST_RETRIES = {"max_attempts": "4", "backoff_base_s": "0.01", "backoff_cap_s": "0.05", "cache_ttl_s": "0"}
 
 
 @pytest.fixture
