@@ -18,7 +18,7 @@ from producer.contract import (
     utcnow,
 )
 from worker.cache import ResponseCache, cacheable, fingerprint
-from worker.errors import JobFailure, PermanentError, TransientError
+from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
 from worker.images import identity, rekognition_image
 from worker.ratelimit import RateLimiter
 from worker.settings import WorkerSettings
@@ -59,7 +59,18 @@ class Deps:
     limiter: RateLimiter | None = None
     cache: ResponseCache | None = None
     worker: str = ""
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the worker shuts down: waiting jobs give their message back instead of holding the shutdown."""
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, unless the worker starts stopping: then raise ShuttingDown at once."""
+        if self.stopping.is_set():
+            raise ShuttingDown
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        raise ShuttingDown
 
 
 @dataclass
@@ -113,10 +124,12 @@ async def _with_retries(
     settings = deps.settings
     while True:
         outcome.attempts += 1
+        if deps.stopping.is_set():
+            raise ShuttingDown
         if operation and deps.limiter:
             wait_s = await deps.limiter.reserve(operation)
             if wait_s:
-                await deps.sleep(wait_s)
+                await deps.pause(wait_s)
         started = time.perf_counter()
         try:
             return await call()
@@ -126,7 +139,7 @@ async def _with_retries(
                 await deps.limiter.throttled(operation)
             if not failure.retryable or outcome.attempts >= settings.max_attempts:
                 raise failure from None
-            await deps.sleep(backoff_s(outcome.attempts - 1, settings))
+            await deps.pause(backoff_s(outcome.attempts - 1, settings))
         finally:
             outcome.rekognition_ms += (time.perf_counter() - started) * 1000
 
@@ -188,6 +201,8 @@ async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
     try:
         async with asyncio.timeout(deps.settings.job_timeout_s):
             response, cached = await _call(job, deps, outcome)
+    except ShuttingDown:
+        raise
     except TimeoutError:
         error = JobError(
             code="JobTimeout",

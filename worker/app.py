@@ -10,7 +10,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from producer.contract import TASK_NAMES, Operation, queue_for
-from worker.runtime import close_runtime, get_runtime
+from worker.runtime import begin_shutdown, close_runtime, get_runtime
 from worker.settings import WorkerSettings
 
 settings = WorkerSettings()
@@ -69,6 +69,13 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
         # A worker that cannot reach Rekognition must not consume jobs: it would fail every one of them.
         logging.getLogger("facequeue.worker").critical("cannot start: %s: %s", type(exc).__name__, exc)
         os._exit(78)  # EX_CONFIG
+
+
+@signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _stop_waiting(**_: Any) -> None:
+    # SIGTERM (docker stop): Celery stops taking jobs and waits for the running ones. Jobs mid-call finish (bounded
+    # by the read timeout); jobs waiting for a rate-limit slot or a backoff give their message back at once.
+    begin_shutdown()
 
 
 @signals.worker_process_shutdown.connect  # type: ignore[untyped-decorator]

@@ -22,3 +22,7 @@ class TransientError(JobFailure):
     """Retrying may help: throttling, 5xx, timeouts, connection errors."""
 
     retryable = True
+
+
+class ShuttingDown(Exception):
+    """The worker is stopping: a job that has not reached Rekognition goes back to the queue for another worker."""

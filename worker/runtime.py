@@ -93,6 +93,11 @@ class Runtime:
         """Run a coroutine on the process's loop and block the calling thread until it finishes."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def begin_shutdown(self) -> None:
+        """Tell every job in flight that the worker is stopping (waiting ones give their message back)."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.deps.stopping.set)
+
     def close(self) -> None:
         """Close the clients and stop the loop."""
         if self._loop.is_closed():
@@ -117,6 +122,12 @@ def get_runtime(settings: WorkerSettings | None = None) -> Runtime:
             _runtime = Runtime(settings or WorkerSettings())
             _runtime_pid = os.getpid()
         return _runtime
+
+
+def begin_shutdown() -> None:
+    """Start a graceful shutdown of this process's runtime, if any."""
+    if _runtime is not None and _runtime_pid == os.getpid():
+        _runtime.begin_shutdown()
 
 
 def close_runtime() -> None:

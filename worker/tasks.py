@@ -5,17 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 
 from producer.contract import TASK_NAMES, Operation
 from worker.app import app
 from worker.process import process
+from worker.errors import ShuttingDown
 from worker.runtime import get_runtime
 
 
 def _shell(operation: Operation) -> Task:
     def run(self: Task, job: Any = None) -> dict[str, Any]:
         runtime = get_runtime()
-        return runtime.run(process(job, operation, self.request.id or "", runtime.deps, runtime.publisher))
+        try:
+            return runtime.run(process(job, operation, self.request.id or "", runtime.deps, runtime.publisher))
+        except ShuttingDown:
+            # Back to the queue, untouched, for another worker: it never reached Rekognition, so nothing was paid.
+            raise Reject("worker shutting down", requeue=True) from None
 
     run.__name__ = run.__qualname__ = TASK_NAMES[operation].rpartition(".")[2]
     run.__doc__ = f"Run a {operation.value} job (a JSON object of the facequeue contract)."

@@ -1,0 +1,163 @@
+"""Chaos tests: kill workers, restart Redis, stop workers, enforce a quota; count what is lost or duplicated.
+
+Against real processes: real redis-servers, real worker processes, and the fault-injecting protocol-level stand-in
+(bench/rekognition_standin.py) where the endpoint must be slow, throttle or count calls.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.client import BatchHandle
+from tests.fixtures.redis import RedisServer, wait_until
+from tests.fixtures.standin import StandIn, StartStandIn
+from tests.fixtures.workers import WorkerProcess, worker_environment
+from tests.photos import grace_hopper
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+
+PHOTO = grace_hopper().read_bytes()
+# Short timeouts so recovery happens within the test: a killed worker's jobs are redelivered after 15 s.
+CHAOS = {
+    "cache_ttl_s": "0",
+    "job_timeout_s": "5",
+    "visibility_timeout_s": "15",
+    "restore_interval_s": "1",
+    "backoff_base_s": "0.05",
+    "backoff_cap_s": "0.5",
+}
+
+
+def account(client: redis.Redis, fq: FaceQueue, batch: BatchHandle) -> dict[str, int]:
+    """Count a batch's outcome from the results stream itself: lost = no entry, duplicated = extra entries."""
+    mine = set(batch.job_ids)
+    entries = Counter(
+        fields[b"job_id"].decode()
+        for _, fields in client.xrange(fq.settings.results_stream)
+        if fields[b"job_id"].decode() in mine
+    )
+    progress = fq.progress(batch.batch_id)
+    summary = {
+        "submitted": len(batch),
+        "succeeded": progress.succeeded,
+        "failed": progress.failed,
+        "lost": sum(1 for job_id in mine if entries[job_id] == 0),
+        "duplicated": sum(count - 1 for count in entries.values() if count > 1),
+    }
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary
+
+
+@pytest.fixture
+def stack(
+    redis_url: str, moto_s3_url: str, start_standin: StartStandIn, start_worker: Callable[..., WorkerProcess]
+) -> Iterator[Callable[..., tuple[FaceQueue, StandIn, Callable[..., WorkerProcess]]]]:
+    """A stand-in with the given options and a queue of our own; returns a client, the stand-in, a worker starter."""
+    clients: list[FaceQueue] = []
+
+    def make(
+        *standin_args: str, redis_at: str | None = None, **settings: str
+    ) -> tuple[FaceQueue, StandIn, Callable[..., WorkerProcess]]:
+        standin = start_standin(*standin_args)
+        queue = f"chaos-{uuid.uuid4().hex[:8]}"
+        url = redis_at or redis_url
+        env = worker_environment(url, standin.url, moto_s3_url, queue, **{**CHAOS, **settings})
+        fq = FaceQueue(ProducerSettings(redis_url=url, queue=queue))  # type: ignore[arg-type]
+        clients.append(fq)
+        return fq, standin, lambda concurrency=64: start_worker(env, concurrency=concurrency)
+
+    yield make
+    for fq in clients:
+        fq.close()
+
+
+def test_sigkill_with_jobs_in_flight_loses_nothing_and_duplicates_nothing(stack: Callable[..., tuple]) -> None:
+    # Given a worker with 60 jobs in flight against a slow endpoint (2 s per call)
+    fq, standin, start = stack("--delay-ms", "2000")
+    first = start()
+    batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(60))
+    wait_until(lambda: standin.stats().get("calls", 0) >= 50, 60, "50 calls in flight")
+    # When the worker is killed without warning and another takes over
+    first.stop(signal.SIGKILL)
+    start()
+    results = fq.wait(batch.batch_id, timeout_s=120)
+    # Then every job has exactly one result
+    summary = account(fq.redis, fq, batch)
+    assert summary == {"submitted": 60, "succeeded": 60, "failed": 0, "lost": 0, "duplicated": 0}
+    assert sorted(r.job_id for r in results) == sorted(batch.job_ids)
+
+
+def test_redis_restart_mid_batch_loses_nothing(stack: Callable[..., tuple], tmp_path: Path) -> None:
+    # Given a Redis of our own, with persistence, and a batch half done
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        fq, _, start = stack("--delay-ms", "100", redis_at=server.url)
+        start(concurrency=8)
+        batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(80))
+        wait_until(lambda: fq.progress(batch.batch_id).done >= 15, 60, "15 results")
+        # When Redis restarts under the workers and the producer
+        server.restart()
+        results = fq.wait(batch.batch_id, timeout_s=150)
+        # Then both reconnect and the batch completes, once per job
+        summary = account(fq.redis, fq, batch)
+        assert summary == {"submitted": 80, "succeeded": 80, "failed": 0, "lost": 0, "duplicated": 0}
+        assert len(results) == 80
+    finally:
+        server.stop()
+
+
+def test_sigterm_finishes_running_jobs_and_gives_back_waiting_ones(stack: Callable[..., tuple]) -> None:
+    # Given a worker whose 8 running jobs take 3 s each, and 20 more it holds waiting for the rate limit
+    fq, standin, start = stack(
+        "--delay-ms",
+        "3000",
+        rate_limits_tps='{"DetectFaces": 2.5}',
+        rate_limit_burst="8",
+        job_timeout_s="60",
+        visibility_timeout_s="90",
+    )
+    worker = start(concurrency=28)
+    batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(28))
+    wait_until(lambda: standin.stats().get("calls", 0) >= 8, 30, "8 calls in flight")
+    # When it is asked to stop, as `docker stop` does
+    code = worker.stop(signal.SIGTERM, timeout_s=30)
+    assert code == 0, worker.output()[-3000:]
+    done_by_first = fq.progress(batch.batch_id).done
+    # Then it finished what it had started, gave the rest back, and a new worker completes the batch
+    assert done_by_first >= 8
+    assert done_by_first < 28
+    start(concurrency=28)
+    fq.wait(batch.batch_id, timeout_s=120)
+    summary = account(fq.redis, fq, batch)
+    assert summary == {"submitted": 28, "succeeded": 28, "failed": 0, "lost": 0, "duplicated": 0}
+
+
+def test_four_workers_use_the_quota_without_being_throttled(stack: Callable[..., tuple]) -> None:
+    # Given an endpoint that enforces 20 TPS for DetectFaces, and four workers told the same quota
+    quota = 20
+    fq, standin, start = stack("--delay-ms", "50", "--tps", str(quota), rate_limits_tps=f'{{"DetectFaces": {quota}}}')
+    for _ in range(4):
+        start(concurrency=8)
+    # When they run a batch that takes about 15 s at the quota
+    batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(300))
+    results = fq.wait(batch.batch_id, timeout_s=120)
+    stats = standin.stats()
+    print(
+        f"quota {quota} TPS: achieved {stats['accepted_rate']:.2f} TPS, calls {stats['calls']}, "
+        f"throttled {stats.get('ThrottlingException', 0)}"
+    )
+    # Then the achieved rate is within 95–100% of the quota, with at most 1% of calls throttled
+    assert all(r.status is JobStatus.SUCCEEDED for r in results)
+    # The endpoint's own bucket is the judge of "not above the quota" (no throttles); the rate measured from arrival
+    # times may read a hair above it from network jitter at the first and last call, hence the 1% allowance.
+    assert 0.95 * quota <= stats["accepted_rate"] <= quota * 1.01
+    assert stats.get("ThrottlingException", 0) <= 0.01 * stats["calls"]
