@@ -1,0 +1,135 @@
+"""Never pay twice: the response cache, the shared rate limiter, and dead letters that can be retried."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis.asyncio as aredis
+
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.contract import S3Image
+from tests.fixtures.aws import s3_client
+from tests.fixtures.standin import StandIn, StartStandIn
+from tests.fixtures.workers import WorkerProcess, worker_environment
+from tests.photos import grace_hopper
+from worker.ratelimit import RateLimiter
+
+pytestmark = pytest.mark.timeout(180)
+
+PHOTO = grace_hopper().read_bytes()
+
+
+@pytest.fixture
+def cached_stack(
+    redis_url: str, moto_s3_url: str, start_standin: StartStandIn, start_worker: Callable[..., WorkerProcess]
+) -> Iterator[tuple[FaceQueue, StandIn]]:
+    """A worker with the response cache on, against a stand-in that counts calls."""
+    standin = start_standin("--delay-ms", "5")
+    queue = f"cache-{uuid.uuid4().hex[:8]}"
+    start_worker(worker_environment(redis_url, standin.url, moto_s3_url, queue, cache_ttl_s="600"))
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    yield fq, standin
+    fq.close()
+
+
+def test_the_same_photo_and_parameters_are_paid_once(cached_stack: tuple[FaceQueue, StandIn]) -> None:
+    fq, standin = cached_stack
+    # A fresh photo for this test: the cache is keyed by content, and Redis outlives tests.
+    photo = PHOTO + uuid.uuid4().bytes
+    first = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
+    second = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
+    assert (first.cached, first.attempts) == (False, 1)
+    assert (second.cached, second.attempts) == (True, 0)
+    assert second.response == first.response
+    assert standin.stats()["calls"] == 1
+    # Other parameters are another question, and an opt-out always pays
+    other = fq.result(fq.submit(jobs.detect_faces(photo, attributes="ALL")), timeout_s=60)
+    fresh = fq.result(fq.submit(jobs.detect_faces(photo, use_cache=False)), timeout_s=60)
+    assert not other.cached and not fresh.cached
+    assert standin.stats()["calls"] == 3
+
+
+def test_s3_objects_are_cached_by_etag(
+    cached_stack: tuple[FaceQueue, StandIn], moto_s3_url: str, s3_bucket: str
+) -> None:
+    fq, standin = cached_stack
+    s3 = s3_client(moto_s3_url)
+    s3.put_object(Bucket=s3_bucket, Key="a.jpg", Body=PHOTO)
+    image = S3Image(bucket=s3_bucket, key="a.jpg")
+    assert not fq.result(fq.submit(jobs.detect_faces(image)), timeout_s=60).cached
+    assert fq.result(fq.submit(jobs.detect_faces(image)), timeout_s=60).cached
+    # Overwrite the object: a new ETag, a new call
+    s3.put_object(Bucket=s3_bucket, Key="a.jpg", Body=PHOTO + b"changed")
+    assert not fq.result(fq.submit(jobs.detect_faces(image)), timeout_s=60).cached
+    assert standin.stats()["calls"] == 2
+
+
+def test_state_changing_operations_are_never_served_from_the_cache(
+    redis_url: str, moto_s3_url: str, local_rekognition_url: str, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    queue = f"cache-{uuid.uuid4().hex[:8]}"
+    start_worker(worker_environment(redis_url, local_rekognition_url, moto_s3_url, queue, cache_ttl_s="600"))
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    cid = f"nocache-{uuid.uuid4().hex[:8]}"
+    assert fq.result(fq.submit(jobs.create_collection(cid)), timeout_s=60).status is JobStatus.SUCCEEDED
+    one = fq.result(fq.submit(jobs.index_faces(PHOTO, cid)), timeout_s=60)
+    two = fq.result(fq.submit(jobs.index_faces(PHOTO, cid)), timeout_s=60)
+    assert not one.cached and not two.cached
+    ids = {r["Face"]["FaceId"] for r in one.response["FaceRecords"] + two.response["FaceRecords"]}  # type: ignore[index]
+    assert len(ids) == 2
+    fq.result(fq.submit(jobs.delete_collection(cid)), timeout_s=60)
+    fq.close()
+
+
+def test_dead_letters_are_listed_and_can_be_retried(fq_local: FaceQueue) -> None:
+    # Given a job that fails for good: its collection does not exist yet
+    cid = f"dead-{uuid.uuid4().hex[:8]}"
+    failed = fq_local.result(fq_local.submit(jobs.index_faces(PHOTO, cid)), timeout_s=60)
+    assert failed.error is not None and failed.error.code == "ResourceNotFoundException"
+    letters = {d.job_id: d for d in fq_local.dead_letters()}
+    assert failed.job_id in letters
+    assert letters[failed.job_id].envelope == failed
+    # When the cause is fixed and the dead letter retried
+    fq_local.result(fq_local.submit(jobs.create_collection(cid)), timeout_s=60)
+    retried = fq_local.retry_dead([failed.job_id])
+    assert retried is not None and len(retried) == 1
+    [result] = fq_local.wait(retried.batch_id, timeout_s=60)
+    # Then it succeeds under a new job id, and leaves the dead letters
+    assert result.status is JobStatus.SUCCEEDED and result.job_id != failed.job_id
+    assert failed.job_id not in {d.job_id for d in fq_local.dead_letters()}
+    fq_local.result(fq_local.submit(jobs.delete_collection(cid)), timeout_s=60)
+
+
+@pytest.fixture
+def fq_local(redis_url: str, worker_queue: str, worker: WorkerProcess) -> Iterator[FaceQueue]:
+    """A client on the session's worker (local_rekognition)."""
+    client = FaceQueue(ProducerSettings(redis_url=redis_url, queue=worker_queue))  # type: ignore[arg-type]
+    yield client
+    client.close()
+
+
+def test_the_limiter_paces_every_process_together_and_backs_off_on_throttles(redis_url: str) -> None:
+    async def scenario() -> tuple[list[float], float]:
+        op = f"Op{uuid.uuid4().hex[:6]}"
+        # Given three "processes" (clients) sharing one limit of 50 calls/s
+        clients = [aredis.Redis.from_url(redis_url) for _ in range(3)]
+        limiters = [RateLimiter(c, {op: 50}) for c in clients]
+        # When each reserves 20 slots at once
+        waits = await asyncio.gather(*(lim.reserve(op) for lim in limiters for _ in range(20)))
+        # And then a throttle is reported and two more slots are reserved
+        await limiters[0].throttled(op)
+        first, second = await limiters[1].reserve(op), await limiters[2].reserve(op)
+        for c in clients:
+            await c.aclose()
+        return sorted(waits), second - first
+
+    waits, gap_after_throttle = asyncio.run(scenario())
+    # Then the 60 slots are spread 20 ms apart across all three: about 1.2 s in all
+    assert waits[0] == 0
+    assert 1.1 <= waits[-1] <= 1.3
+    assert all(0.015 <= b - a <= 0.025 for a, b in zip(waits, waits[1:], strict=False))
+    # And after a throttle the spacing grows for everyone (rate × 0.7: about 28.6 ms instead of 20)
+    assert gap_after_throttle >= 0.026
