@@ -42,8 +42,20 @@ def redis_server() -> Iterator[str]:
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
         proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", d], stdout=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                d,
+            ],
+            stdout=subprocess.DEVNULL,
         )
         url = f"redis://127.0.0.1:{port}/0"
 
@@ -65,8 +77,11 @@ def redis_server() -> Iterator[str]:
 def standin(*args: str) -> Iterator[str]:
     """The Rekognition stand-in with the given options; yields its URL."""
     with tempfile.NamedTemporaryFile("w+b", suffix=".log") as log:
-        proc = subprocess.Popen([sys.executable, str(BENCH / "rekognition_standin.py"), "--port", "0", *args],
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "rekognition_standin.py"), "--port", "0", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         found: list[str] = []
 
         def up() -> bool:
@@ -86,9 +101,15 @@ def standin(*args: str) -> Iterator[str]:
 def aws_env(rekognition_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     """Environment for a worker: fake credentials, the stand-in as Rekognition."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FACEQUEUE_"))}
-    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL_REKOGNITION=rekognition_url, AWS_EC2_METADATA_DISABLED="true",
-               FACEQUEUE_REDIS_URL=redis_url, PYTHONPATH=f"{ROOT}:{BENCH}")
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL_REKOGNITION=rekognition_url,
+        AWS_EC2_METADATA_DISABLED="true",
+        FACEQUEUE_REDIS_URL=redis_url,
+        PYTHONPATH=f"{ROOT}:{BENCH}",
+    )
     env.update(extra)
     return env
 
@@ -101,9 +122,26 @@ def celery_worker(app: str, env: dict[str, str], *args: str) -> Iterator[subproc
     name = f"bench{free_port()}@{socket.gethostname()}"
     with tempfile.NamedTemporaryFile("w+b", suffix=".log") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "WARNING", "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "--hostname", name, *args],
-            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--hostname",
+                name,
+                *args,
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         control = Celery(broker=env["FACEQUEUE_REDIS_URL"], set_as_current=False).control
 

@@ -106,13 +106,36 @@ def main() -> None:
     cores = os.cpu_count() or 1
     with redis_server() as redis_url, standin("--delay-ms", str(args.delay_ms)) as endpoint:
         b64 = base64.b64encode(photo).decode()
-        naive = _celery_run(f"naive boto3 (prefork -c {cores})", redis_url, endpoint, "naive.detect_faces", b64,
-                            args.naive_jobs, "--pool=prefork", f"--concurrency={cores}")
-        noop_threads = _celery_run(f"no-op (threads -c {args.concurrency}, 1 process)", redis_url, endpoint,
-                                   "naive.noop", None, args.noop_jobs, "--pool=threads",
-                                   f"--concurrency={args.concurrency}")
-        noop_prefork = _celery_run("no-op (prefork -c 1)", redis_url, endpoint, "naive.noop", None, args.noop_jobs,
-                                   "--pool=prefork", "--concurrency=1")
+        naive = _celery_run(
+            f"naive boto3 (prefork -c {cores})",
+            redis_url,
+            endpoint,
+            "naive.detect_faces",
+            b64,
+            args.naive_jobs,
+            "--pool=prefork",
+            f"--concurrency={cores}",
+        )
+        noop_threads = _celery_run(
+            f"no-op (threads -c {args.concurrency}, 1 process)",
+            redis_url,
+            endpoint,
+            "naive.noop",
+            None,
+            args.noop_jobs,
+            "--pool=threads",
+            f"--concurrency={args.concurrency}",
+        )
+        noop_prefork = _celery_run(
+            "no-op (prefork -c 1)",
+            redis_url,
+            endpoint,
+            "naive.noop",
+            None,
+            args.noop_jobs,
+            "--pool=prefork",
+            "--concurrency=1",
+        )
         ours = _facequeue_run(redis_url, endpoint, args.jobs, args.concurrency, photo)
     ceiling = max(noop_threads, noop_prefork, key=lambda r: r.per_process)
     print(f"stand-in latency {args.delay_ms:.0f} ms, {cores} cores, photo {len(photo)} bytes")

@@ -13,13 +13,16 @@ from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM
 class ProducerSettings(BaseSettings):
     """Settings of the facequeue client and CLI (environment prefix FACEQUEUE_, `.env` supported)."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     """Broker, result store and results stream (redis:// or rediss://, password in the URL)."""
     queue: str = DEFAULT_QUEUE
-    """The Celery queue jobs are sent to; workers must consume it."""
+    """Base name of the Celery queues: jobs travel on `<queue>.<operation>`; workers consume them all."""
     results_stream: str = DEFAULT_RESULTS_STREAM
+    """The Redis stream every result is appended to (`facequeue results --follow` reads it)."""
     blob_ttl_s: Annotated[int, Field(ge=60, le=30 * 86400)] = 86400
     """How long image bytes stored in Redis live if no worker picks the job up."""
     result_ttl_s: Annotated[int, Field(ge=60, le=365 * 86400)] = 7 * 86400
@@ -27,5 +30,6 @@ class ProducerSettings(BaseSettings):
     max_image_bytes: Annotated[int, Field(ge=1024, le=200 * 2**20)] = 15 * 2**20
     """Largest image file the producer uploads (Rekognition's S3 limit; the worker downscales past 5 MB)."""
     max_batch_jobs: Annotated[int, Field(ge=1, le=10_000_000)] = 1_000_000
+    """Most jobs one submit_many call (one batch) may hold."""
     submit_chunk: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Jobs per Redis pipeline when submitting many: one round trip each."""

@@ -18,12 +18,16 @@ from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM
 class WorkerSettings(BaseSettings):
     """Settings of a facequeue worker process (environment prefix FACEQUEUE_, `.env` supported)."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     """Broker, result backend, image blobs and results stream."""
     queue: str = DEFAULT_QUEUE
+    """Base name of the queues consumed: `<queue>` and `<queue>.<operation>` for every operation."""
     results_stream: str = DEFAULT_RESULTS_STREAM
+    """The Redis stream every result is appended to, for consumers that do not use Celery."""
     results_stream_maxlen: Annotated[int, Field(ge=1000)] = 100_000
     """Approximate cap of the results stream (XADD MAXLEN ~): consumers must keep up within this many results."""
     result_ttl_s: Annotated[int, Field(ge=60, le=365 * 86400)] = 7 * 86400
@@ -37,11 +41,15 @@ class WorkerSettings(BaseSettings):
 
     # DetectFaces answers in well under a second; a call still silent after 10 s is retried on a fresh connection.
     rekognition_connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    """Seconds to open a connection to Rekognition or S3 before the attempt counts as a transient failure."""
     rekognition_read_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """Seconds to wait for an answer before the attempt counts as a transient failure and is retried."""
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     """Rekognition calls per job for transient errors (throttling, 5xx, timeouts, connection errors)."""
     backoff_base_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    """First retry waits up to this long; each further one up to twice as long (full jitter)."""
     backoff_cap_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """No retry waits longer than this."""
 
     rate_limits_tps: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """Per-operation quota shared by all workers, e.g. {"DetectFaces": 50, "IndexFaces": 5}; unset means no limit.

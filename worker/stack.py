@@ -217,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--s3", action="store_true", help="also start a moto S3 server")
     p.add_argument("--state-dir", type=Path, default=Path(".stack"))
-    p.add_argument("command", nargs=argparse.REMAINDER, help="with run: the command to run against the stack")
-    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is the command `run` runs against the stack, flags and all.
+    command = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = p.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     redis_url = os.environ.get("FACEQUEUE_REDIS_URL", "redis://127.0.0.1:6379/0")
     if args.action == "down":
         down(args.state_dir)
@@ -232,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"facequeue-stack: up ({len(state.pids)} processes); logs in {args.state_dir}/", file=sys.stderr)
     if args.action == "up":
         return 0
-    command = [c for c in args.command if c != "--"]
     try:
         return subprocess.call(command, env={**os.environ, **state.env}) if command else 0
     finally:

@@ -9,8 +9,8 @@ from celery.exceptions import Reject
 
 from producer.contract import TASK_NAMES, Operation
 from worker.app import app
-from worker.process import process
 from worker.errors import ShuttingDown
+from worker.process import process
 from worker.runtime import get_runtime
 
 

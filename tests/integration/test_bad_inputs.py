@@ -1,4 +1,4 @@
-"""A table of bad inputs through a real worker and local_rekognition: each gets its outcome, the worker keeps serving."""
+"""A table of bad inputs through a real worker and local_rekognition: each gets its outcome; the worker goes on."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""Each pipeline benchmark runs end to end at a tiny size and prints its table and headline line.
+
+Smoke runs only: the sizes are too small for the figures to mean anything, and nothing here checks speed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.aws import isolated_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+
+
+def _bench(script: str, *args: str) -> list[str]:
+    env = isolated_environment(PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().splitlines()
+
+
+def test_pipeline_throughput() -> None:
+    lines = _bench(
+        "pipeline_throughput.py", "--jobs", "60", "--naive-jobs", "4", "--noop-jobs", "60", "--delay-ms", "20"
+    )
+    assert any(line.startswith("naive boto3") for line in lines)
+    assert any(line.startswith("facequeue (threads") for line in lines)
+    assert lines[-1].startswith("facequeue per process = ") and "naive" in lines[-1]
+
+
+def test_quota_use() -> None:
+    lines = _bench("quota_use.py", "--quota", "20", "--jobs", "40", "--workers", "2", "--delay-ms", "10")
+    assert any(line.startswith("facequeue shared limiter") for line in lines)
+    assert any(line.startswith("Celery rate_limit") for line in lines)
+    assert lines[-1].startswith("quota use: facequeue ")
+
+
+def test_enqueue() -> None:
+    lines = _bench("enqueue.py", "--jobs", "200")
+    assert lines[-1].startswith("enqueue: submit_many = ")
+
+
+def test_latency_and_memory() -> None:
+    lines = _bench("latency_memory.py", "--singles", "10", "--inflight", "10", "--delay-ms", "10")
+    assert any(line.startswith("facequeue DetectFaces") for line in lines)
+    assert lines[-1].startswith("latency p50 ")
