@@ -17,6 +17,7 @@ from producer.contract import (
     ResultEnvelope,
     utcnow,
 )
+from worker import metrics
 from worker.cache import ResponseCache, cacheable, fingerprint
 from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
 from worker.images import identity, rekognition_image
@@ -135,13 +136,19 @@ async def _with_retries(
             return await call()
         except Exception as exc:
             failure = classify(exc)
-            if operation and deps.limiter and failure.code in THROTTLING_CODES:
-                await deps.limiter.throttled(operation)
+            if operation and failure.code in THROTTLING_CODES:
+                metrics.THROTTLES.labels(operation).inc()
+                if deps.limiter:
+                    await deps.limiter.throttled(operation)
             if not failure.retryable or outcome.attempts >= settings.max_attempts:
                 raise failure from None
+            metrics.RETRIES.labels(operation or "fetch", failure.code).inc()
             await deps.pause(backoff_s(outcome.attempts - 1, settings))
         finally:
-            outcome.rekognition_ms += (time.perf_counter() - started) * 1000
+            elapsed = time.perf_counter() - started
+            outcome.rekognition_ms += elapsed * 1000
+            if operation:
+                metrics.CALL_SECONDS.labels(operation).observe(elapsed)
 
 
 async def _request(job: Job, deps: Deps) -> dict[str, Any]:
@@ -214,6 +221,9 @@ async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
         failure = classify(exc)
         error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
     finished_at = utcnow()
+    metrics.JOBS.labels(job.operation.value, "failed" if error else "succeeded").inc()
+    if cached:
+        metrics.CACHE_HITS.labels(job.operation.value).inc()
     return ResultEnvelope(
         job_id=job.job_id,
         batch_id=job.batch_id,

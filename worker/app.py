@@ -10,10 +10,12 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from producer.contract import TASK_NAMES, Operation, queue_for
+from worker import metrics
 from worker.runtime import begin_shutdown, close_runtime, get_runtime
 from worker.settings import WorkerSettings
 
 settings = WorkerSettings()
+QUEUES = (settings.queue, *(queue_for(settings.queue, op) for op in Operation))
 
 app = Celery("facequeue", broker=str(settings.redis_url), backend=str(settings.redis_url), include=["worker.tasks"])
 app.conf.update(
@@ -25,10 +27,7 @@ app.conf.update(
     task_default_queue=settings.queue,
     # One queue per operation, plus the bare queue for senders that name only it: a backlog of DetectFaces never
     # holds up an IndexFaces job. kombu polls the queues round robin.
-    task_queues=[
-        Queue(name)  # type: ignore[no-untyped-call]
-        for name in (settings.queue, *(queue_for(settings.queue, op) for op in Operation))
-    ],
+    task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
     task_routes={TASK_NAMES[op]: {"queue": queue_for(settings.queue, op)} for op in Operation},
     # At-least-once: a job is acknowledged after it ran, and redelivered if its worker dies first.
     task_acks_late=True,
@@ -60,6 +59,7 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
     # Fail at start, not on the first job, when Redis or the AWS configuration is unusable. Size the HTTP pool for
     # the concurrency the worker really runs with (`-c` on the command line wins over FACEQUEUE_CONCURRENCY).
     concurrency = getattr(sender, "concurrency", None)
+    metrics.serve(settings.metrics_port, str(settings.redis_url), QUEUES)
     try:
         if isinstance(concurrency, int) and concurrency != settings.concurrency:
             get_runtime(settings.model_copy(update={"concurrency": concurrency}))

@@ -67,6 +67,8 @@ class WorkerSettings(BaseSettings):
     job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     """A job still running after this long (waiting for a rate-limit slot, fetching, calling, retrying) fails with
     the retryable code JobTimeout and becomes a dead letter. Keep concurrency × workers / rate limit well below it."""
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Port of this worker's Prometheus metrics (/metrics); 0 turns them off."""
     visibility_timeout_s: Annotated[int, Field(ge=10, le=43200)] = 180
     """A job not acknowledged within this time is redelivered to another worker: how long a SIGKILLed worker's jobs
     wait before they run again. Must exceed FACEQUEUE_JOB_TIMEOUT_S (checked at start)."""

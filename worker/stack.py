@@ -36,6 +36,7 @@ class StackState:
 
     pids: list[int] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)
 
 
 def _answers(url: str) -> bool:
@@ -81,7 +82,7 @@ def _listening_url(proc: subprocess.Popen[bytes], log: Path, what: str) -> str:
     return found[0]
 
 
-def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str) -> StackState:
+def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str, metrics_port: int = 0) -> StackState:
     """Start the stack's processes and return what was started."""
     state_dir.mkdir(parents=True, exist_ok=True)
     state = StackState()
@@ -153,6 +154,10 @@ def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str) -> StackSta
     for n in range(workers):
         log = state_dir / f"worker{n}.log"
         log.write_bytes(b"")
+        if metrics_port:
+            # One port per worker, so `curl 127.0.0.1:<port>/metrics` reads each of them.
+            worker_env["FACEQUEUE_METRICS_PORT"] = str(metrics_port + n)
+            state.metrics.append(f"http://127.0.0.1:{metrics_port + n}/metrics")
         proc = _spawn(
             [
                 sys.executable,
@@ -216,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["up", "down", "env", "run"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--s3", action="store_true", help="also start a moto S3 server")
+    p.add_argument("--metrics-port", type=int, default=9808, help="first worker's metrics port (0: off)")
     p.add_argument("--state-dir", type=Path, default=Path(".stack"))
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after `--` is the command `run` runs against the stack, flags and all.
@@ -230,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"export {k}={v}" for k, v in state["env"].items()))
         return 0
     down(args.state_dir)  # a stack left behind by a killed `run` must not keep its processes
-    state = up(args.state_dir, args.workers, args.s3, redis_url)
+    state = up(args.state_dir, args.workers, args.s3, redis_url, args.metrics_port)
     print(f"facequeue-stack: up ({len(state.pids)} processes); logs in {args.state_dir}/", file=sys.stderr)
+    for url in state.metrics:
+        print(f"facequeue-stack: metrics at {url}", file=sys.stderr)
     if args.action == "up":
         return 0
     try:

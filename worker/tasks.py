@@ -8,6 +8,7 @@ from celery import Task
 from celery.exceptions import Reject
 
 from producer.contract import TASK_NAMES, Operation
+from worker import metrics
 from worker.app import app
 from worker.errors import ShuttingDown
 from worker.process import process
@@ -18,7 +19,8 @@ def _shell(operation: Operation) -> Task:
     def run(self: Task, job: Any = None) -> dict[str, Any]:
         runtime = get_runtime()
         try:
-            return runtime.run(process(job, operation, self.request.id or "", runtime.deps, runtime.publisher))
+            with metrics.IN_FLIGHT.track_inprogress():
+                return runtime.run(process(job, operation, self.request.id or "", runtime.deps, runtime.publisher))
         except ShuttingDown:
             # Back to the queue, untouched, for another worker: it never reached Rekognition, so nothing was paid.
             raise Reject("worker shutting down", requeue=True) from None

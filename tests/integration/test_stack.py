@@ -1,0 +1,98 @@
+"""The Docker-free stack as a user runs it: up, a batch through it, metrics with an HTTP GET, down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.aws import isolated_environment
+from tests.fixtures.redis import free_port
+from tests.fixtures.workers import ROOT
+from tests.photos import grace_hopper
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent (the stack command, gone) could reap it.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_stack_up_analyze_metrics_down(tmp_path: Path) -> None:
+    # Given no Redis on the configured URL: the stack must start its own
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"
+    metrics_port = free_port()
+    env = isolated_environment(FACEQUEUE_REDIS_URL=redis_url)
+    stack = [sys.executable, "-m", "worker.stack"]
+    state_dir = tmp_path / "stack"
+    common = ["--state-dir", str(state_dir)]
+    up = subprocess.run(
+        [*stack, "up", "--workers", "2", "--metrics-port", str(metrics_port), *common],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    state = json.loads((state_dir / "stack.json").read_text()) if (state_dir / "stack.json").exists() else {}
+    try:
+        assert up.returncode == 0, up.stderr
+        # Redis, local_rekognition and two workers
+        assert len(state["pids"]) == 4
+        assert all(_alive(pid) for pid in state["pids"])
+        # When a batch runs through it
+        analyze = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "producer.cli",
+                "analyze",
+                str(grace_hopper()),
+                str(grace_hopper()),
+                "--wait",
+                "--format",
+                "jsonl",
+            ],
+            env={**env, **state["env"]},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert analyze.returncode == 0, analyze.stderr
+        envelopes = [json.loads(line) for line in analyze.stdout.splitlines()]
+        assert [len(e["response"]["FaceDetails"]) for e in envelopes] == [1, 1]
+        # Then every worker's metrics are readable over HTTP
+        texts = []
+        for url in state["metrics"]:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                texts.append(response.read().decode())
+        assert len(texts) == 2
+        assert all("facequeue_queue_depth" in text for text in texts)
+        done = sum(
+            float(line.rsplit(" ", 1)[1])
+            for text in texts
+            for line in text.splitlines()
+            if line.startswith('facequeue_jobs_total{operation="DetectFaces",status="succeeded"}')
+        )
+        assert done >= 1  # two identical photos: the second may come from the cache, counted all the same
+    finally:
+        down = subprocess.run(
+            [*stack, "down", *common], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
+    # And down stops everything up started
+    assert down.returncode == 0, down.stderr
+    assert not any(_alive(pid) for pid in state.get("pids", []))
