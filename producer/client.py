@@ -23,8 +23,10 @@ from producer.contract import (
     batch_key,
     batch_stream_key,
     blob_key,
+    blob_refs_key,
     dead_letter_key,
     done_channel,
+    job_blobs,
     new_id,
     parse_job,
     queue_for,
@@ -142,9 +144,15 @@ class _Core:
         for prepared in chunk:
             for digest, data in prepared.blobs.items():
                 if digest not in seen:
-                    # NX: identical photos in a batch are stored once; EX: they vanish if nobody runs the job.
+                    # NX: identical photos are stored once; EX: they vanish if nobody runs the job (and EXPIRE
+                    # renews a blob an earlier batch stored).
                     pipe.set(blob_key(digest), data, nx=True, ex=s.blob_ttl_s)
+                    pipe.expire(blob_key(digest), s.blob_ttl_s)
                     seen.add(digest)
+            for blob in job_blobs(prepared.job):
+                # One reference per job: the worker that publishes the last job's success deletes the blob.
+                pipe.incr(blob_refs_key(blob.sha256))
+                pipe.expire(blob_refs_key(blob.sha256), s.blob_ttl_s)
             job = prepared.job.model_copy(update={"batch_id": batch_id})
             queue = queue_for(s.queue, job.operation)
             pipe.lpush(queue, task_message(self._app, job, queue))

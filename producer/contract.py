@@ -60,6 +60,11 @@ def blob_key(sha256_hex: str) -> str:
     return f"{KEY_PREFIX}:blob:{sha256_hex}"
 
 
+def blob_refs_key(sha256_hex: str) -> str:
+    """Redis counter of the unfinished jobs that reference a blob; the last one to succeed deletes the blob."""
+    return f"{KEY_PREFIX}:blob:{sha256_hex}:refs"
+
+
 def result_key(job_id: str) -> str:
     """Redis key holding a job's published result envelope; its existence means 'published'."""
     return f"{KEY_PREFIX}:result:{job_id}"
@@ -354,6 +359,13 @@ JOB_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)
 IMAGE_OPERATIONS = frozenset(
     {Operation.DETECT_FACES, Operation.COMPARE_FACES, Operation.INDEX_FACES, Operation.SEARCH_FACES_BY_IMAGE}
 )
+
+
+def job_blobs(job: Job) -> list[BlobImage]:
+    """The Redis blobs a job reads, each once."""
+    images = [getattr(job, name, None) for name in ("image", "source", "target")]
+    blobs = {image.sha256: image for image in images if isinstance(image, BlobImage)}
+    return list(blobs.values())
 
 
 def parse_job(payload: Any) -> Job:

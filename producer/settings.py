@@ -17,7 +17,8 @@ class ProducerSettings(BaseSettings):
         env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
     )
 
-    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
+    # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.
+    redis_url: RedisDsn = Field(default=RedisDsn("redis://127.0.0.1:6379/0"), repr=False)
     """Broker, result store and results stream (redis:// or rediss://, password in the URL)."""
     queue: str = DEFAULT_QUEUE
     """Base name of the Celery queues: jobs travel on `<queue>.<operation>`; workers consume them all."""

@@ -15,6 +15,7 @@ from producer.contract import (
     JobError,
     JobStatus,
     ResultEnvelope,
+    S3Image,
     utcnow,
 )
 from worker import metrics
@@ -184,8 +185,24 @@ async def _cached(job: Job, deps: Deps) -> tuple[str | None, dict[str, Any] | No
     return fp, await deps.cache.get(fp)
 
 
+def _check_s3_allowed(job: Job, allowed: tuple[str, ...]) -> None:
+    """Refuse, before any S3 or Rekognition call, an S3 image outside FACEQUEUE_S3_ALLOWED."""
+    if not allowed:
+        return
+    for image in _images(job):
+        if isinstance(image, S3Image) and not any(
+            image.bucket == entry.partition("/")[0] and image.key.startswith(entry.partition("/")[2])
+            for entry in allowed
+        ):
+            raise PermanentError(
+                "AccessDeniedException",
+                f"{image.describe()} is outside the buckets this worker may read (FACEQUEUE_S3_ALLOWED)",
+            )
+
+
 async def _call(job: Job, deps: Deps, outcome: _Outcome) -> tuple[dict[str, Any], bool]:
     """Rekognition's response for a job (less ResponseMetadata), and whether it came from the cache."""
+    _check_s3_allowed(job, deps.settings.s3_allowed)
     fp, stored = await _cached(job, deps)
     if stored is not None:
         return stored, True

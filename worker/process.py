@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from producer.contract import JobError, JobStatus, Operation, ResultEnvelope, parse_job, utcnow
+from producer.contract import Job, JobError, JobStatus, Operation, ResultEnvelope, job_blobs, parse_job, utcnow
 from worker.analysis import Deps, run_job
 from worker.publish import Publisher
 
@@ -47,6 +47,7 @@ async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, 
         # A consumer that only knows the task name and the contract (`celery call`, send_task) may leave the job
         # id out: the Celery task id then names the job, so AsyncResult and the result key agree.
         payload = {**payload, "job_id": task_id}
+    job: Job | None = None
     try:
         job = parse_job(payload)
     except ValidationError as exc:
@@ -68,5 +69,5 @@ async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, 
                 # Redelivered after its result was published (a crash between publish and ack): never pay twice.
                 return already.model_dump(mode="json", exclude_none=True)
             envelope = await run_job(job, deps)
-    standing, _ = await publisher.publish(envelope, payload)
+    standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else ())
     return standing.model_dump(mode="json", exclude_none=True)

@@ -8,14 +8,17 @@ first envelope back, so Celery's result backend agrees with the stream.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from producer.contract import (
     DEAD_LETTERS_KEY,
+    BlobImage,
     JobStatus,
     ResultEnvelope,
     batch_key,
     batch_stream_key,
+    blob_key,
     dead_letter_key,
     done_channel,
     result_key,
@@ -24,9 +27,15 @@ from producer.contract import (
 _PUBLISH = """
 -- KEYS: result key, results stream, batch hash, batch stream (the last two empty without a batch), dead-letter
 -- index, dead-letter key
--- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel, dead letter JSON ('' unless failed)
+-- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel, dead letter JSON ('' unless failed),
+-- then the job's blob keys to release (succeeded jobs only: a dead letter keeps its image for a retry)
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
+end
+for i = 8, #ARGV do
+  if redis.call('DECR', ARGV[i] .. ':refs') <= 0 then
+    redis.call('DEL', ARGV[i], ARGV[i] .. ':refs')
+  end
 end
 if ARGV[7] ~= '' then
   local t = redis.call('TIME')
@@ -55,16 +64,22 @@ class Publisher:
         self._maxlen = stream_maxlen
         self._ttl_s = ttl_s
 
-    async def publish(self, envelope: ResultEnvelope, job: Any = None) -> tuple[ResultEnvelope, bool]:
+    async def publish(
+        self, envelope: ResultEnvelope, job: Any = None, release: Sequence[BlobImage] = ()
+    ) -> tuple[ResultEnvelope, bool]:
         """Publish unless already published; return the envelope that stands and whether this call published it.
 
-        A failed envelope also becomes a dead letter, kept with ``job`` (the job as received) so it can be retried.
+        A failed envelope also becomes a dead letter, kept with ``job`` (the job as received) so it can be retried;
+        a succeeded one releases the job's references to the blobs in ``release``.
         """
         batch = envelope.batch_id
         envelope_json = envelope.model_dump_json(exclude_none=True)
         dead = ""
+        blobs: list[str] = []
         if envelope.status is JobStatus.FAILED:
             dead = json.dumps({"job": job, "envelope": json.loads(envelope_json)}, default=str)
+        else:
+            blobs = [blob_key(b.sha256) for b in release]
         keys = [
             result_key(envelope.job_id),
             self._stream,
@@ -81,6 +96,7 @@ class Publisher:
             self._maxlen,
             done_channel(envelope.job_id),
             dead,
+            *blobs,
         ]
         if await self._script(keys=keys, args=args):
             return envelope, True

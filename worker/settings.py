@@ -22,7 +22,8 @@ class WorkerSettings(BaseSettings):
         env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
     )
 
-    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
+    # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.
+    redis_url: RedisDsn = Field(default=RedisDsn("redis://127.0.0.1:6379/0"), repr=False)
     """Broker, result backend, image blobs and results stream."""
     queue: str = DEFAULT_QUEUE
     """Base name of the queues consumed: `<queue>` and `<queue>.<operation>` for every operation."""
@@ -58,6 +59,10 @@ class WorkerSettings(BaseSettings):
     """Calls that may go out back to back after an idle spell; 1 spreads calls evenly."""
     cache_ttl_s: Annotated[int, Field(ge=0, le=365 * 86400)] = 86400
     """How long a DetectFaces / CompareFaces response is reused for the same image and parameters; 0 = off."""
+
+    s3_allowed: tuple[str, ...] = ()
+    """Buckets (or bucket/key-prefix) the worker may read, e.g. ["photos", "uploads/faces/"]. Any other S3 image
+    fails with AccessDeniedException before any S3 or Rekognition call. Empty: whatever the credentials can read."""
 
     max_image_bytes: Annotated[int, Field(ge=1024, le=500 * 2**20)] = 50 * 2**20
     """Largest image the worker downloads to normalise."""
