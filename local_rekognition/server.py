@@ -85,12 +85,18 @@ async def _read_params(request: web.Request) -> Any:
             f"Request body is larger than this server's limit of {limit}"
             " bytes; Rekognition takes images of at most 5 MB as Bytes (use S3Object for up to 15 MB)"
         ) from exc
+    except web.RequestPayloadError as exc:
+        # E.g. "Content-Encoding: gzip" over bytes that are not gzip: the caller's fault, not ours.
+        raise Serialization(f"The request body cannot be read: {exc}") from exc
     if not body.strip():
         return {}
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Serialization(f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        # json's C scanner refuses nesting deeper than the interpreter's recursion limit (about 1000 levels).
+        raise Serialization("The request body is not valid JSON: it is nested too deeply") from exc
 
 
 async def handle_operation(request: web.Request) -> web.Response:
