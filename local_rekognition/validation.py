@@ -68,9 +68,16 @@ def _member_path(parent: str, member: str) -> str:
     return f"{parent}.{name}" if parent else name
 
 
-def _render(value: Any) -> str:
+# How deep _render shows nested arrays: two frames a level, a list 600 levels down would otherwise hit the
+# interpreter's recursion limit (1000) and turn a ValidationException into a 500.
+_RENDER_DEPTH_MAX = 8
+
+
+def _render(value: Any, depth: int = 0) -> str:
     if isinstance(value, list):
-        return "[" + ", ".join(_render(v) for v in value) + "]"
+        if depth >= _RENDER_DEPTH_MAX:
+            return "[...]"
+        return "[" + ", ".join(_render(v, depth + 1) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -45,6 +45,13 @@ def send(url: str, finding: Finding) -> tuple[int, dict[str, Any]]:
 FINDINGS = {
     # json's C scanner raises RecursionError, not ValueError, past about 1000 levels.
     "deeply nested JSON": Finding("DetectFaces", b"[" * 2000, 400, "SerializationException"),
+    # Over its length limit, the list is echoed in the ValidationException message, two frames per level.
+    "a long list holding a deeply nested list": Finding(
+        "DeleteFaces",
+        b'{"CollectionId": "a", "FaceIds": [' + b'"x", ' * 4096 + b"[" * 600 + b"]" * 600 + b"]}",
+        400,
+        "SerializationException",
+    ),
     # aiohttp inflates gzip/deflate bodies itself and raises RequestPayloadError on bytes that do not inflate.
     "gzip body that is not gzip": Finding(
         "ListCollections", b"garbage", 400, "SerializationException", {"Content-Encoding": "gzip"}
