@@ -41,6 +41,7 @@ def decode(token: str, listing: str, collection_id: str | None) -> str:
     return position
 
 
-def page_size(max_results: int | None) -> int:
+def page_size(max_results: float | None) -> int:
     """MaxResults, or the default page when it is absent or 0 (0 would make a paginator loop forever)."""
-    return max_results or DEFAULT_PAGE_SIZE
+    # Validation lets integral JSON numbers such as 3.0 through as floats; a slice needs an int.
+    return int(max_results or DEFAULT_PAGE_SIZE)

@@ -51,7 +51,8 @@ async def list_collections(call: Call) -> dict[str, Any]:
     if token is not None:
         # Ids may be 255 characters, too long for a token: the position is an index into the sorted ids.
         position = pagination.decode(token, _LISTING, None)
-        if not position.isdigit():
+        # str.isdigit() also holds for "²" and other digits int() refuses: ASCII only.
+        if not (position.isascii() and position.isdigit()):
             raise InvalidPaginationToken("Invalid pagination token")
         start = int(position)
     end = start + pagination.page_size(call.params.get("MaxResults"))

@@ -9,11 +9,14 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from local_rekognition import pagination
 
 JSON_11 = "application/x-amz-json-1.1"
 
@@ -52,6 +55,15 @@ FINDINGS = {
         400,
         "SerializationException",
     ),
+    # Validation accepts integral floats for integer members; the page slice did not.
+    "MaxResults as 3.0": Finding("ListCollections", b'{"MaxResults": 3.0}', 200),
+    # A well-formed token for this listing whose position is a superscript two: isdigit() but not int().
+    "NextToken at position ²": Finding(
+        "ListCollections",
+        json.dumps({"NextToken": pagination.encode("ListCollections", None, "\u00b2")}).encode(),
+        400,
+        "InvalidPaginationTokenException",
+    ),
     # aiohttp inflates gzip/deflate bodies itself and raises RequestPayloadError on bytes that do not inflate.
     "gzip body that is not gzip": Finding(
         "ListCollections", b"garbage", 400, "SerializationException", {"Content-Encoding": "gzip"}
@@ -72,3 +84,18 @@ def test_fuzz_findings_get_client_errors(local_rekognition_url: str, finding: Fi
     if finding.code is not None:
         assert body["__type"] == finding.code
         assert body["Message"]
+
+
+def test_list_faces_takes_an_integral_float_as_max_results(local_rekognition_url: str, rekognition: Any) -> None:
+    # Given an existing collection (ListFaces reaches its page slice only then)
+    collection_id = f"fuzz-finding-{uuid.uuid4().hex}"
+    rekognition.create_collection(CollectionId=collection_id)
+    try:
+        # When MaxResults comes as 3.0, which JSON allows for an integer
+        body = json.dumps({"CollectionId": collection_id, "MaxResults": 3.0}).encode()
+        status, answer = send(local_rekognition_url, Finding("ListFaces", body, 200))
+        # Then it is a page size like 3
+        assert status == 200, answer
+        assert answer["Faces"] == []
+    finally:
+        rekognition.delete_collection(CollectionId=collection_id)
