@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from producer.contract import (
     utcnow,
 )
 from producer.jobs import PreparedJob
-from producer.messages import protocol_app, task_message
+from producer.messages import Signer, protocol_app, task_message
 from producer.settings import ProducerSettings
 
 # Ride out a Redis restart or failover (about 30 s) instead of failing the caller: every command the client sends is
@@ -131,16 +132,24 @@ class _Core:
     def __init__(self, settings: ProducerSettings | None) -> None:
         self.settings = settings or ProducerSettings()
         self._app = protocol_app()
+        signing = self.settings.signing()
+        self._signer = Signer(signing) if signing else None
 
     def chunk_commands(self, pipe: Any, batch_id: str, chunk: list[PreparedJob], seen: set[str]) -> list[str]:
         """Queue one chunk's blob stores, counters and task messages on a pipeline; return the job ids."""
         s = self.settings
         key = batch_key(batch_id)
-        ids = []
         # A running count for progress displays; the exact total is set once, when the batch is sealed, so a chunk
         # re-sent after a lost reply (redis-py retries on connection errors) cannot inflate it.
         pipe.hincrby(key, "submitted", len(chunk))
         pipe.expire(key, s.result_ttl_s)
+        # One reference per job on each blob it reads, counted before any of the chunk's messages is pushed: a
+        # worker releases a reference when it publishes a success, and deletes the blob with the last one.
+        refs = Counter(blob.sha256 for prepared in chunk for blob in job_blobs(prepared.job))
+        for digest, count in refs.items():
+            pipe.incrby(blob_refs_key(digest), count)
+            pipe.expire(blob_refs_key(digest), s.blob_ttl_s)
+        ids = []
         for prepared in chunk:
             for digest, data in prepared.blobs.items():
                 if digest not in seen:
@@ -149,13 +158,9 @@ class _Core:
                     pipe.set(blob_key(digest), data, nx=True, ex=s.blob_ttl_s)
                     pipe.expire(blob_key(digest), s.blob_ttl_s)
                     seen.add(digest)
-            for blob in job_blobs(prepared.job):
-                # One reference per job: the worker that publishes the last job's success deletes the blob.
-                pipe.incr(blob_refs_key(blob.sha256))
-                pipe.expire(blob_refs_key(blob.sha256), s.blob_ttl_s)
             job = prepared.job.model_copy(update={"batch_id": batch_id})
             queue = queue_for(s.queue, job.operation)
-            pipe.lpush(queue, task_message(self._app, job, queue))
+            pipe.lpush(queue, task_message(self._app, job, queue, self._signer))
             ids.append(job.job_id)
         return ids
 

@@ -104,6 +104,21 @@ def rate_key(operation: str) -> str:
     return f"{KEY_PREFIX}:rate:{operation}"
 
 
+def signing_conf(key: str, cert: str, cert_store: str) -> dict[str, Any]:
+    """Celery's settings for signed task messages (its `auth` serializer), shared by producers and workers.
+
+    ``key`` and ``cert`` are PEM files; ``cert_store`` a glob of the PEM certificates whose signatures are trusted.
+    """
+    return {
+        "security_key": key,
+        "security_certificate": cert,
+        "security_cert_store": cert_store,
+        "security_digest": "sha256",
+        "task_serializer": "auth",
+        "accept_content": ["auth"],
+    }
+
+
 # --- Rekognition's own parameter rules (from its service model). ---
 COLLECTION_ID_PATTERN = r"^[a-zA-Z0-9_.\-]+$"
 EXTERNAL_IMAGE_ID_PATTERN = r"^[a-zA-Z0-9_.\-:]+$"
@@ -363,7 +378,8 @@ IMAGE_OPERATIONS = frozenset(
 
 def job_blobs(job: Job) -> list[BlobImage]:
     """The Redis blobs a job reads, each once."""
-    images = [getattr(job, name, None) for name in ("image", "source", "target")]
+    # Read fields from __dict__: getattr on a field a model lacks goes through pydantic's slow __getattr__.
+    images = [job.__dict__.get(name) for name in ("image", "source", "target")]
     blobs = {image.sha256: image for image in images if isinstance(image, BlobImage)}
     return list(blobs.values())
 

@@ -28,7 +28,30 @@ def protocol_app() -> Celery:
     return app
 
 
-def task_message(app: Celery, job: Job, queue: str) -> str:
+class Signer:
+    """Signs task bodies with Celery's `auth` serializer, without touching kombu's process-wide registry.
+
+    `app.setup_security()` would also disable every other serializer and change the default for the whole process:
+    fine in a worker, not in a web app that merely submits jobs.
+    """
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        from celery.security.certificate import Certificate
+        from celery.security.key import PrivateKey
+        from celery.security.serialization import SecureSerializer
+
+        with open(conf["security_key"]) as key, open(conf["security_certificate"]) as cert:
+            self._serializer = SecureSerializer(
+                PrivateKey(key.read()), Certificate(cert.read()), None, conf["security_digest"], serializer="json"
+            )
+
+    def sign(self, body: Any) -> bytes:
+        """The signed body, as a worker with the certificate in its store verifies it."""
+        signed: str | bytes = self._serializer.serialize(body)
+        return signed.encode() if isinstance(signed, str) else signed
+
+
+def task_message(app: Celery, job: Job, queue: str, signer: Signer | None = None) -> str:
     """Return the JSON string kombu's Redis transport stores for one job's task message on ``queue``."""
     task_id = job.job_id
     args = [job.model_dump(mode="json", exclude_none=True)]
@@ -42,7 +65,11 @@ def task_message(app: Celery, job: Job, queue: str) -> str:
         kwargsrepr="{}",
         origin=_ORIGIN,
     )
-    body = base64.b64encode(json.dumps(message.body).encode()).decode("ascii")
+    if signer is None:
+        content_type, content_encoding, raw = "application/json", "utf-8", json.dumps(message.body).encode()
+    else:  # what Celery's auth serializer registers: a signed envelope around the JSON body
+        content_type, content_encoding, raw = "application/data", "utf-8", signer.sign(message.body)
+    body = base64.b64encode(raw).decode("ascii")
     properties = dict(
         message.properties,
         body_encoding="base64",
@@ -54,8 +81,8 @@ def task_message(app: Celery, job: Job, queue: str) -> str:
     return json.dumps(
         {
             "body": body,
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
+            "content-encoding": content_encoding,
+            "content-type": content_type,
             "headers": message.headers,
             "properties": properties,
         }

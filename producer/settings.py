@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, RedisDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM
+from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, signing_conf
 
 
 class ProducerSettings(BaseSettings):
@@ -32,5 +32,17 @@ class ProducerSettings(BaseSettings):
     """Largest image file the producer uploads (Rekognition's S3 limit; the worker downscales past 5 MB)."""
     max_batch_jobs: Annotated[int, Field(ge=1, le=10_000_000)] = 1_000_000
     """Most jobs one submit_many call (one batch) may hold."""
+    signing_key: str | None = None
+    """PEM private key to sign task messages with (Celery's auth serializer); unset: messages are plain JSON."""
+    signing_cert: str | None = None
+    """PEM certificate of signing_key."""
+    signing_cert_store: str | None = None
+    """Glob of the PEM certificates workers trust, e.g. /etc/facequeue/certs/*.pem."""
     submit_chunk: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Jobs per Redis pipeline when submitting many: one round trip each."""
+
+    def signing(self) -> dict[str, Any] | None:
+        """Celery's message-signing settings, when all three signing files are set."""
+        if self.signing_key and self.signing_cert and self.signing_cert_store:
+            return signing_conf(self.signing_key, self.signing_cert, self.signing_cert_store)
+        return None

@@ -185,7 +185,7 @@ async def _cached(job: Job, deps: Deps) -> tuple[str | None, dict[str, Any] | No
     return fp, await deps.cache.get(fp)
 
 
-def _check_s3_allowed(job: Job, allowed: tuple[str, ...]) -> None:
+def _check_s3_allowed(job: Job, allowed: list[str]) -> None:
     """Refuse, before any S3 or Rekognition call, an S3 image outside FACEQUEUE_S3_ALLOWED."""
     if not allowed:
         return

@@ -52,6 +52,11 @@ app.conf.update(
     task_send_sent_event=False,
 )
 
+if (signing := settings.signing()) is not None:
+    # Signed messages only: anyone who can write to Redis can enqueue, but only key holders can make a worker act.
+    app.conf.update(signing)
+    app.setup_security(allowed_serializers=["json"])
+
 
 @signals.worker_process_init.connect  # type: ignore[untyped-decorator]
 @signals.worker_init.connect  # type: ignore[untyped-decorator]

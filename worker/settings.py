@@ -7,12 +7,12 @@ runs against AWS, MinIO and local_rekognition with no code path of its own for a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, RedisDsn, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM
+from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, signing_conf
 
 
 class WorkerSettings(BaseSettings):
@@ -60,7 +60,7 @@ class WorkerSettings(BaseSettings):
     cache_ttl_s: Annotated[int, Field(ge=0, le=365 * 86400)] = 86400
     """How long a DetectFaces / CompareFaces response is reused for the same image and parameters; 0 = off."""
 
-    s3_allowed: tuple[str, ...] = ()
+    s3_allowed: list[str] = Field(default_factory=list)
     """Buckets (or bucket/key-prefix) the worker may read, e.g. ["photos", "uploads/faces/"]. Any other S3 image
     fails with AccessDeniedException before any S3 or Rekognition call. Empty: whatever the credentials can read."""
 
@@ -72,6 +72,13 @@ class WorkerSettings(BaseSettings):
     job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     """A job still running after this long (waiting for a rate-limit slot, fetching, calling, retrying) fails with
     the retryable code JobTimeout and becomes a dead letter. Keep concurrency × workers / rate limit well below it."""
+    signing_key: str | None = None
+    """PEM private key of this worker (Celery's auth serializer). With all three signing settings set, the worker
+    accepts only messages signed by a certificate in signing_cert_store; unset: plain JSON messages."""
+    signing_cert: str | None = None
+    """PEM certificate of signing_key."""
+    signing_cert_store: str | None = None
+    """Glob of the PEM certificates whose signatures are accepted, e.g. /etc/facequeue/certs/*.pem."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Port of this worker's Prometheus metrics (/metrics); 0 turns them off."""
     visibility_timeout_s: Annotated[int, Field(ge=10, le=43200)] = 180
@@ -89,3 +96,9 @@ class WorkerSettings(BaseSettings):
                 f"{self.job_timeout_s:g} by at least 10 s; otherwise Redis redelivers jobs that are still running"
             )
         return self
+
+    def signing(self) -> dict[str, Any] | None:
+        """Celery's message-signing settings, when all three signing files are set."""
+        if self.signing_key and self.signing_cert and self.signing_cert_store:
+            return signing_conf(self.signing_key, self.signing_cert, self.signing_cert_store)
+        return None
