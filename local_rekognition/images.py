@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from local_rekognition.errors import (
     ImageTooLarge,
@@ -124,6 +124,26 @@ class S3Reader:
         return data
 
 
+# EXIF Orientation → the turn or flip that shows the image upright. ImageOps.exif_transpose does the same but
+# also rewrites the EXIF block, and that fails (struct.error) on a tag whose value does not fit its type.
+_TRANSPOSE_TO_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(image: Image.Image, orientation: object) -> Image.Image:
+    # A new image either way, as exif_transpose gives: a copy of a palette image whose PLTE chunk is missing
+    # gets a default palette, where converting the original would trip an assertion inside Pillow.
+    method = _TRANSPOSE_TO_UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(method) if method is not None else image.copy()
+
+
 def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
     """Decode a JPEG or PNG (by magic bytes) to upright RGB pixels; CPU-bound: run it in a worker thread."""
     if data.startswith(_JPEG_MAGIC):
@@ -140,9 +160,9 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
                 raise ImageTooLarge(
                     f"Image resolution is too large: {width}x{height} pixels, the limit is {max_pixels}"
                 )
-            upright = ImageOps.exif_transpose(img)
-            rgb = upright.convert("RGB")
-            pixels = np.asarray(rgb, dtype=np.uint8)
+            img.load()
+            upright = _upright(img, img.getexif().get(ExifTags.Base.Orientation))
+            pixels = np.asarray(upright.convert("RGB"), dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"Image resolution is too large: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:

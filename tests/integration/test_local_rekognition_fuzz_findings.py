@@ -6,8 +6,10 @@ looking for new ones.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
+import io
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -15,8 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import ExifTags, Image
 
 from local_rekognition import pagination
+from local_rekognition.images import decode
+from tests.imaging import encode
 
 JSON_11 = "application/x-amz-json-1.1"
 
@@ -99,3 +104,44 @@ def test_list_faces_takes_an_integral_float_as_max_results(local_rekognition_url
         assert answer["Faces"] == []
     finally:
         rekognition.delete_collection(CollectionId=collection_id)
+
+
+def jpeg_with_mistyped_exif() -> bytes:
+    """A 100x80 JPEG with EXIF Orientation 6 and RowsPerStrip (a number) holding the text "cam"."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    exif[ExifTags.Base.Make] = "cam"
+    data = encode(Image.new("RGB", (100, 80), (90, 120, 150)), "JPEG", exif=exif)
+    # Retag Make (0x010F, type ASCII) as RowsPerStrip (0x0116): one bit flip the fuzzer made.
+    make, rows_per_strip = b"\x01\x0f\x00\x02", b"\x01\x16\x00\x02"
+    if make not in data:  # little-endian EXIF
+        make, rows_per_strip = b"\x0f\x01\x02\x00", b"\x16\x01\x02\x00"
+    assert data.count(make) == 1
+    return data.replace(make, rows_per_strip)
+
+
+def test_an_image_with_a_mistyped_exif_tag_is_decoded_upright(local_rekognition_url: str) -> None:
+    # Given a JPEG whose EXIF block Pillow can read but not write back (exif_transpose rewrote it: struct.error)
+    data = jpeg_with_mistyped_exif()
+    # Then it decodes, turned upright by its Orientation tag
+    decoded = decode(data, max_pixels=10_000_000)
+    assert (decoded.width, decoded.height) == (80, 100)
+    # And the server analyses it like any other image
+    body = json.dumps({"Image": {"Bytes": base64.b64encode(data).decode()}}).encode()
+    status, answer = send(local_rekognition_url, Finding("DetectFaces", body, 200))
+    assert status == 200, answer
+    assert answer == {"FaceDetails": []}
+
+
+def test_a_palette_png_without_its_palette_still_decodes() -> None:
+    # Given a palette PNG with a transparent index whose PLTE chunk is gone (converting that very image trips
+    # an assertion inside Pillow; the copy exif_transpose used to make, and _upright makes now, does not)
+    buffer = io.BytesIO()
+    Image.new("P", (90, 90)).save(buffer, "PNG", transparency=0)
+    data = buffer.getvalue()
+    start = data.index(b"PLTE") - 4
+    length = int.from_bytes(data[start : start + 4], "big")
+    without_palette = data[:start] + data[start + 12 + length :]
+    # Then it decodes rather than crashing
+    decoded = decode(without_palette, max_pixels=10_000_000)
+    assert (decoded.width, decoded.height) == (90, 90)
