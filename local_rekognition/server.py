@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from local_rekognition.context import Call, Services
 from local_rekognition.errors import (
@@ -126,6 +127,23 @@ async def handle_operation(request: web.Request) -> web.Response:
         return error_response(InternalServerError("Internal server error"), request_id)
 
 
+@web.middleware
+async def aws_shaped_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The router's 404 and 405 in Rekognition's error shape, so every answer of this server is JSON."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as refused:
+        error = UnknownOperation(
+            f"{request.method} {request.path} is not an operation: call POST / with X-Amz-Target: "
+            f"{_TARGET_PREFIX}<Operation>"
+        )
+        response = error_response(error, str(uuid.uuid4()))
+        response.set_status(refused.status)
+        if "Allow" in refused.headers:
+            response.headers["Allow"] = refused.headers["Allow"]
+        return response
+
+
 async def handle_health(request: web.Request) -> web.Response:
     """Liveness and readiness for compose healthchecks: the engine is loaded once the server listens."""
     services = request.app[SERVICES_KEY]
@@ -141,7 +159,7 @@ async def handle_health(request: web.Request) -> web.Response:
 
 def create_app(services: Services) -> web.Application:
     """The aiohttp application for ``services``; the caller closes the services after the app stops."""
-    app = web.Application(client_max_size=services.settings.max_request_bytes)
+    app = web.Application(client_max_size=services.settings.max_request_bytes, middlewares=[aws_shaped_refusals])
     app[SERVICES_KEY] = services
     app.router.add_post("/", handle_operation)
     app.router.add_get("/health", handle_health)

@@ -1,7 +1,7 @@
-"""What fuzzing local_rekognition found, one request each: every one used to answer 500 InternalServerError.
+"""What fuzzing local_rekognition found, one small case each: all but the last answered 500 InternalServerError,
+the last in aiohttp's text/plain instead of Rekognition's JSON error shape.
 
-Each case is the smallest request that showed the bug; the fuzzer (test_local_rekognition_fuzz.py) keeps
-looking for new ones.
+The fuzzer itself is test_local_rekognition_fuzz.py; these pin what it found so a fix cannot quietly regress.
 """
 
 from __future__ import annotations
@@ -145,3 +145,33 @@ def test_a_palette_png_without_its_palette_still_decodes() -> None:
     # Then it decodes rather than crashing
     decoded = decode(without_palette, max_pixels=10_000_000)
     assert (decoded.width, decoded.height) == (90, 90)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/", 405, "POST"),
+        ("PUT", "/", 405, "POST"),
+        ("DELETE", "/health", 405, "GET"),
+        ("POST", "/nope", 404, None),
+        ("GET", "/..", 404, None),
+    ],
+)
+def test_other_methods_and_paths_get_json_errors(
+    local_rekognition_url: str, method: str, path: str, status: int, allow: str | None
+) -> None:
+    # Found by fuzzing: the router answered these in aiohttp's text/plain ("405: Method Not Allowed")
+    parts = urlsplit(local_rekognition_url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        connection.request(method, path, body=b"{}", headers={"Content-Type": JSON_11})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == status
+    assert body["__type"] == "UnknownOperationException"
+    assert f"{method} " in body["Message"]
+    assert response.getheader("x-amzn-ErrorType") == "UnknownOperationException"
+    if allow is not None:
+        assert allow in (response.getheader("Allow") or "").split(",")
