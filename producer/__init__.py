@@ -1,9 +1,33 @@
-"""facequeue's client side: the wire contract, the FaceQueue client and the `facequeue` command."""
+"""facequeue's client side: the wire contract, the FaceQueue client and the `facequeue` command.
 
-from producer.client import AsyncFaceQueue, BatchHandle, BatchProgress, FaceQueue, JobHandle
-from producer.contract import JobError, JobStatus, Operation, ResultEnvelope
-from producer.jobs import PreparedJob
-from producer.settings import ProducerSettings
+Names load on first use, so `from producer.contract import ...` (what a worker or a consumer needs) does not pull
+in the client's Redis and Celery machinery.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from producer.client import AsyncFaceQueue, BatchHandle, BatchProgress, FaceQueue, JobHandle
+    from producer.contract import JobError, JobStatus, Operation, ResultEnvelope
+    from producer.jobs import PreparedJob
+    from producer.settings import ProducerSettings
+
+_WHERE = {
+    "AsyncFaceQueue": "producer.client",
+    "BatchHandle": "producer.client",
+    "BatchProgress": "producer.client",
+    "FaceQueue": "producer.client",
+    "JobHandle": "producer.client",
+    "JobError": "producer.contract",
+    "JobStatus": "producer.contract",
+    "Operation": "producer.contract",
+    "ResultEnvelope": "producer.contract",
+    "PreparedJob": "producer.jobs",
+    "ProducerSettings": "producer.settings",
+}
 
 __all__ = [
     "AsyncFaceQueue",
@@ -18,3 +42,9 @@ __all__ = [
     "ProducerSettings",
     "ResultEnvelope",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'producer' has no attribute {name!r}")

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from producer import jobs
 from producer.annotate import AnnotationSkipped, Annotator, compare_picture, load_upright, save
@@ -296,6 +298,44 @@ def cmd_status(fq: FaceQueue, args: argparse.Namespace) -> int:
     return EXIT_FAILED if progress.failed else EXIT_OK
 
 
+def cmd_dead(fq: FaceQueue, args: argparse.Namespace) -> int:
+    """List dead letters (jobs that failed for good), or re-queue them as a new batch."""
+    if args.action == "list":
+        letters = fq.dead_letters(limit=args.limit)
+        if args.format == "jsonl":
+            for letter in letters:
+                out.print(
+                    json.dumps({"job": letter.raw_job, "envelope": letter.envelope.model_dump(mode="json")}),
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        else:
+            table = Table("job", "operation", "label", "code", "message", "failed at", header_style="bold")
+            for letter in letters:
+                e = letter.envelope
+                table.add_row(
+                    e.job_id,
+                    e.operation,
+                    escape(e.label or ""),
+                    e.error.code if e.error else "",
+                    escape(e.error.message if e.error else ""),
+                    f"{e.finished_at:%Y-%m-%d %H:%M:%S}",
+                )
+            out.print(table)
+            err.print(f"{len(letters)} dead letter(s); re-queue with: facequeue dead retry [JOB ...]")
+        return EXIT_OK
+    batch = fq.retry_dead(args.job_ids or None)
+    if batch is None:
+        err.print("facequeue: no dead letters to retry")
+        return EXIT_OK
+    err.print(
+        f"re-queued {len(batch)} job(s) as batch {batch.batch_id}; follow it with: "
+        f"facequeue status {batch.batch_id} --wait"
+    )
+    return EXIT_OK
+
+
 # --- The command line. ---
 
 
@@ -356,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     progress(p)
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("dead", help="dead letters: list the jobs that failed for good, or retry them")
+    p.add_argument("action", choices=["list", "retry"])
+    p.add_argument("job_ids", nargs="*", help="with retry: only these jobs (default: all)")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--format", choices=["table", "jsonl"], default="table")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p.set_defaults(func=cmd_dead)
 
     p = sub.add_parser("status", help="a batch's progress; --wait watches it to the end")
     p.add_argument("batch_id")

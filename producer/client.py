@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,8 +292,17 @@ class FaceQueue(_Core):
             raise UnknownBatchError(f"no batch {batch_id} (never submitted, or expired)")
         return BatchProgress.from_hash(batch_id, raw)
 
-    def iter_results(self, batch_id: str, timeout_s: float | None = None) -> Iterator[ResultEnvelope]:
-        """Yield a batch's results in completion order until every job has one; TimeoutError on a stall."""
+    def iter_results(
+        self,
+        batch_id: str,
+        timeout_s: float | None = None,
+        on_idle: Callable[[BatchProgress], None] | None = None,
+    ) -> Iterator[ResultEnvelope]:
+        """Yield a batch's results in completion order until every job has one; TimeoutError on a stall.
+
+        ``on_idle(progress)`` runs after every second without a result, and may raise to stop waiting (the jobs
+        are not touched): the CLI uses it to notice that no worker consumes the queue.
+        """
         stream = batch_stream_key(batch_id)
         last_id = "0-0"
         yielded = 0
@@ -309,6 +318,8 @@ class FaceQueue(_Core):
                     raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
                 block_ms = max(1, min(block_ms, int(remaining * 1000)))
             entries = stream_entries(self.redis.xread({stream: last_id}, count=500, block=block_ms))
+            if not entries and on_idle is not None:
+                on_idle(progress)
             if entries:
                 last_id = entries[-1][0]
                 raws: list[bytes | None] = self.redis.mget([result_key(f[b"job_id"].decode()) for _, f in entries])  # type: ignore[assignment]

@@ -14,10 +14,8 @@ from collections.abc import Callable, Iterator
 
 from celery import Celery
 
-from producer.client import BatchProgress, FaceQueue, stream_entries
-from producer.contract import ResultEnvelope, batch_stream_key, result_key
-
-_BLOCK_S = 1.0
+from producer.client import BatchProgress, FaceQueue
+from producer.contract import ResultEnvelope
 
 
 class NoWorkersError(RuntimeError):
@@ -43,34 +41,9 @@ def follow(
 ) -> Iterator[ResultEnvelope]:
     """Yield a batch's results in completion order until every job has one; TimeoutError after ``timeout_s``.
 
-    ``FaceQueue.iter_results`` with one addition: ``on_idle(progress)`` runs after every second without a result,
-    and may raise to stop the wait (the jobs are not touched).
+    ``on_idle(progress)`` runs after every second without a result, and may raise to stop the wait.
     """
-    stream = batch_stream_key(batch_id)
-    last_id = "0-0"
-    yielded = 0
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        progress = fq.progress(batch_id)
-        if progress.sealed and yielded >= progress.total:
-            return
-        block_s = _BLOCK_S
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
-            block_s = min(block_s, remaining)
-        entries = stream_entries(fq.redis.xread({stream: last_id}, count=500, block=max(1, int(block_s * 1000))))
-        if not entries:
-            if on_idle is not None:
-                on_idle(progress)
-            continue
-        last_id = entries[-1][0]
-        raws: list[bytes | None] = fq.redis.mget([result_key(f[b"job_id"].decode()) for _, f in entries])  # type: ignore[assignment]
-        for raw in raws:
-            if raw:
-                yielded += 1
-                yield ResultEnvelope.model_validate_json(raw)
+    return fq.iter_results(batch_id, timeout_s=timeout_s, on_idle=on_idle)
 
 
 def _consumes(queue_name: str, queue: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,23 @@ def test_every_shared_photo_has_a_face_and_two_people_has_two(run: Any) -> None:
     assert len(faces) == len(photos)
     assert all(count >= 1 for count in faces.values()), faces
     assert faces["two_people.jpg"] == 2
+
+
+def test_dead_letters_are_listed_and_retried_from_the_command_line(run: Any) -> None:
+    # Given a job that fails for good: its collection does not exist
+    collection = f"dead-cli-{uuid.uuid4().hex[:8]}"
+    failed = run("collection", "index", collection, str(grace_hopper()), "--format", "jsonl")
+    assert failed.returncode == 1
+    job_id = _lines(failed.stdout)[0]["job_id"]
+    # Then `dead list` shows it with its code, and `dead retry JOB` re-queues it once the cause is fixed
+    listed = run("dead", "list", "--format", "jsonl")
+    mine = [d for d in _lines(listed.stdout) if d["envelope"]["job_id"] == job_id]
+    assert mine and mine[0]["envelope"]["error"]["code"] == "ResourceNotFoundException"
+    assert run("collection", "create", collection).returncode == 0
+    retried = run("dead", "retry", job_id)
+    assert retried.returncode == 0, retried.stderr
+    batch_id = re.search(r"batch (\w+)", retried.stderr).group(1)  # type: ignore[union-attr]
+    status = run("status", batch_id, "--wait", "--timeout", "60")
+    assert json.loads(status.stdout)["succeeded"] == 1
+    assert job_id not in run("dead", "list", "--format", "jsonl").stdout
+    run("collection", "delete", collection)
