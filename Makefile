@@ -29,7 +29,8 @@ redis-server-installed:
 	    { echo "cannot install redis-server: install it (apt-get install redis-server / brew install redis) or set FACEQUEUE_REDIS_URL"; exit 1; }; }
 
 demo: install
-	$(BIN)/facequeue-stack run --workers 2 -- $(BIN)/facequeue analyze $(PHOTOS) --attributes ALL --wait
+	$(BIN)/facequeue-stack run --workers 2 -- $(BIN)/facequeue analyze $(PHOTOS) --attributes ALL --annotate out/demo
+	@echo "annotated photos: out/demo/"
 
 test: install
 	$(BIN)/python -m pytest
