@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 

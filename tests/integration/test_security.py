@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,38 +89,16 @@ def test_redis_with_a_password_works_end_to_end(
 ) -> None:
     # Given a Redis that requires a password
     password = f"pw-{uuid.uuid4().hex}"
-    server = RedisServer(tmp_path)
-    server.external_url = f"redis://:{password}@127.0.0.1:{server.port}/0"
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(server.port),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: _answers(server.url), 15, "a password-protected redis-server")
+    with password_redis(tmp_path, password) as url:
         # Then a client without it is refused, and the whole pipeline works with it
         with pytest.raises(redis.AuthenticationError):
-            redis.Redis(port=server.port).ping()
+            redis.Redis.from_url(url.replace(f":{password}@", "")).ping()
         queue = f"auth-{uuid.uuid4().hex[:8]}"
-        worker = start_worker(worker_environment(server.url, local_rekognition_url, moto_s3_url, queue))
-        with FaceQueue(ProducerSettings(redis_url=server.url, queue=queue)) as fq:  # type: ignore[arg-type]
+        worker = start_worker(worker_environment(url, local_rekognition_url, moto_s3_url, queue))
+        with FaceQueue(ProducerSettings(redis_url=url, queue=queue)) as fq:  # type: ignore[arg-type]
             envelope = fq.result(fq.submit(jobs.detect_faces(PHOTO)), timeout_s=60)
         assert envelope.status is JobStatus.SUCCEEDED
         assert password not in worker.output()
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def _answers(url: str) -> bool:
@@ -139,26 +118,7 @@ def test_secrets_never_reach_logs_results_or_reprs(
     # Given known fake secrets: an AWS secret key and a Redis password
     aws_secret = f"AWSSECRET{uuid.uuid4().hex}"
     password = f"REDISPW{uuid.uuid4().hex}"
-    port = RedisServer(tmp_path).port
-    url = f"redis://:{password}@127.0.0.1:{port}/0"
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: _answers(url), 15, "redis-server")
+    with password_redis(tmp_path, password) as url:
         queue = f"secrets-{uuid.uuid4().hex[:8]}"
         env = worker_environment(url, local_rekognition_url, moto_s3_url, queue)
         env["AWS_SECRET_ACCESS_KEY"] = aws_secret
@@ -182,6 +142,32 @@ def test_secrets_never_reach_logs_results_or_reprs(
         assert len(results) == 4 and any(r.error for r in results)
         for secret in (aws_secret, password):
             assert not [t for t in texts if secret in t], secret
+
+
+@contextlib.contextmanager
+def password_redis(directory: Path, password: str) -> Iterator[str]:
+    """A redis-server that requires ``password``; yields its URL (password included)."""
+    port = RedisServer(directory).port
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            password,
+            "--save",
+            "",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _answers(url), 15, "a password-protected redis-server")
+        yield url
     finally:
         process.terminate()
         process.wait()
