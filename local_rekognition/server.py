@@ -113,6 +113,8 @@ async def handle_operation(request: web.Request) -> web.Response:
         with services.admitted():
             params = await _read_params(request)
             validate_input(operation, params)
+            # A member sent as null is a member not sent, as AWS reads it: handlers see values or their defaults.
+            params = {name: value for name, value in params.items() if value is not None}
             call = Call(services, request_region(request, services.settings.default_region), params)
             result = await handler(call)
         return _response(result, 200, request_id)

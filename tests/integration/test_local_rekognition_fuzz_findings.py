@@ -1,5 +1,5 @@
-"""What fuzzing local_rekognition found, one small case each: all but the last answered 500 InternalServerError,
-the last in aiohttp's text/plain instead of Rekognition's JSON error shape.
+"""What fuzzing local_rekognition found, one small case each: each answered 500 InternalServerError, except the
+router's 404/405, which answered in aiohttp's text/plain instead of Rekognition's JSON error shape.
 
 The fuzzer itself is test_local_rekognition_fuzz.py; these pin what it found so a fix cannot quietly regress.
 """
@@ -22,6 +22,7 @@ from PIL import ExifTags, Image
 from local_rekognition import pagination
 from local_rekognition.images import decode
 from tests.imaging import encode
+from tests.photos import grace_hopper
 
 JSON_11 = "application/x-amz-json-1.1"
 
@@ -175,3 +176,35 @@ def test_other_methods_and_paths_get_json_errors(
     assert response.getheader("x-amzn-ErrorType") == "UnknownOperationException"
     if allow is not None:
         assert allow in (response.getheader("Allow") or "").split(",")
+
+
+def test_null_members_are_absent_members(local_rekognition_url: str, rekognition: Any) -> None:
+    # Found by fuzzing: validation reads null as absent (as AWS does), but handlers took params.get(name, default)
+    # and got None: float(None) and int(None) answered 500
+    face = base64.b64encode(grace_hopper().read_bytes()).decode()
+    collection_id = f"fuzz-finding-{uuid.uuid4().hex}"
+    rekognition.create_collection(CollectionId=collection_id)
+    try:
+        indexed = json.dumps({"CollectionId": collection_id, "Image": {"Bytes": face}, "QualityFilter": None})
+        status, answer = send(local_rekognition_url, Finding("IndexFaces", indexed.encode(), 200))
+        assert status == 200, answer
+        assert len(answer["FaceRecords"]) == 1  # QualityFilter null is the default AUTO
+        face_id = answer["FaceRecords"][0]["Face"]["FaceId"]
+        nulls = {"FaceMatchThreshold": None, "MaxFaces": None}
+        calls = {
+            "SearchFaces": {"CollectionId": collection_id, "FaceId": face_id, **nulls},
+            "SearchFacesByImage": {"CollectionId": collection_id, "Image": {"Bytes": face}, **nulls},
+            "CompareFaces": {
+                "SourceImage": {"Bytes": face},
+                "TargetImage": {"Bytes": face},
+                "SimilarityThreshold": None,
+                "QualityFilter": None,
+            },
+            "ListFaces": {"CollectionId": collection_id, "MaxResults": None, "NextToken": None},
+        }
+        for operation, params in calls.items():
+            status, answer = send(local_rekognition_url, Finding(operation, json.dumps(params).encode(), 200))
+            assert status == 200, (operation, answer)
+        assert len(answer["Faces"]) == 1
+    finally:
+        rekognition.delete_collection(CollectionId=collection_id)
