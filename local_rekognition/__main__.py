@@ -61,7 +61,9 @@ async def serve(settings: LocalRekognitionSettings) -> None:
 
     lock = _lock_data_dir(settings.data_dir)
     services = Services(settings=settings, engine=load_engine(), store=CollectionStore(settings.data_dir))
-    runner = web.AppRunner(create_app(services), access_log=None)
+    # No Content-Encoding is inflated: SDKs never compress Rekognition requests, the limit then bounds the bytes
+    # actually processed, and aiohttp's parser refused broken deflate itself, in text/plain and 10 s late.
+    runner = web.AppRunner(create_app(services), access_log=None, auto_decompress=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -87,7 +87,8 @@ async def _read_params(request: web.Request) -> Any:
             " bytes; Rekognition takes images of at most 5 MB as Bytes (use S3Object for up to 15 MB)"
         ) from exc
     except web.RequestPayloadError as exc:
-        # E.g. "Content-Encoding: gzip" over bytes that are not gzip: the caller's fault, not ours.
+        # A body that cannot be read to its end, e.g. broken chunked encoding, or "Content-Encoding: gzip" over
+        # bytes that are not gzip when the runner inflates bodies (__main__'s does not): the caller's fault.
         raise Serialization(f"The request body cannot be read: {exc}") from exc
     if not body.strip():
         return {}
