@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -11,6 +13,7 @@ from typing import Any
 
 from producer.contract import (
     CompareFacesJob,
+    IndexFacesJob,
     Job,
     JobError,
     JobStatus,
@@ -24,6 +27,8 @@ from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientErr
 from worker.images import identity, rekognition_image
 from worker.ratelimit import RateLimiter
 from worker.settings import WorkerSettings
+
+log = logging.getLogger("facequeue.worker")
 
 # Codes AWS documents as worth retrying. Anything else Rekognition answers with a 4xx is the job's own fault.
 TRANSIENT_CODES = frozenset(
@@ -215,7 +220,42 @@ async def _call(job: Job, deps: Deps, outcome: _Outcome) -> tuple[dict[str, Any]
     return response, False
 
 
-async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
+async def _remove_earlier_copies(job: IndexFacesJob, response: dict[str, Any], deps: Deps) -> None:
+    """Delete the faces an earlier run of this job indexed but died before publishing (redeliveries only).
+
+    IndexFaces has no idempotency token: a run killed between Rekognition's answer and the publish leaves faces
+    nobody was told about. The redelivered run indexes again, then finds those copies (same image: similarity
+    ≥ 99, same ExternalImageId, not among its own new faces) and deletes them, so the collection holds each face once.
+    """
+    records = response.get("FaceRecords", [])
+    new_ids = {r["Face"]["FaceId"] for r in records}
+    stale: set[str] = set()
+    for record in records:
+        face = record["Face"]
+        search = functools.partial(
+            deps.rekognition.search_faces,
+            CollectionId=job.collection_id,
+            FaceId=face["FaceId"],
+            FaceMatchThreshold=99.0,
+            MaxFaces=100,
+        )
+        found = await _with_retries(search, deps, _Outcome(), "SearchFaces")
+        stale |= {
+            m["Face"]["FaceId"]
+            for m in found.get("FaceMatches", [])
+            if m["Face"]["FaceId"] not in new_ids and m["Face"].get("ExternalImageId") == face.get("ExternalImageId")
+        }
+    if stale:
+        await _with_retries(
+            lambda: deps.rekognition.delete_faces(CollectionId=job.collection_id, FaceIds=sorted(stale)),
+            deps,
+            _Outcome(),
+            "DeleteFaces",
+        )
+        log.warning("job %s redelivered: removed %d face(s) its earlier run had indexed", job.job_id, len(stale))
+
+
+async def run_job(job: Job, deps: Deps, redelivered: bool = False) -> ResultEnvelope:
     """Run a job against Rekognition (or the cache) and return its envelope; never raises for a bad job."""
     started_at = utcnow()
     outcome = _Outcome()
@@ -225,6 +265,8 @@ async def run_job(job: Job, deps: Deps) -> ResultEnvelope:
     try:
         async with asyncio.timeout(deps.settings.job_timeout_s):
             response, cached = await _call(job, deps, outcome)
+            if redelivered and isinstance(job, IndexFacesJob):
+                await _remove_earlier_copies(job, response, deps)
     except ShuttingDown:
         raise
     except TimeoutError:

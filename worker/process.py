@@ -41,7 +41,9 @@ def _refusal(payload: Any, task_id: str, operation: Operation, message: str, wor
     )
 
 
-async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher) -> dict[str, Any]:
+async def process(
+    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher, redelivered: bool = False
+) -> dict[str, Any]:
     """Handle one task message for ``operation`` and return the envelope that stands for it, as JSON data."""
     if isinstance(payload, dict) and "job_id" not in payload and _ID.match(task_id):
         # A consumer that only knows the task name and the contract (`celery call`, send_task) may leave the job
@@ -68,6 +70,6 @@ async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, 
             if already is not None:
                 # Redelivered after its result was published (a crash between publish and ack): never pay twice.
                 return already.model_dump(mode="json", exclude_none=True)
-            envelope = await run_job(job, deps)
+            envelope = await run_job(job, deps, redelivered)
     standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else ())
     return standing.model_dump(mode="json", exclude_none=True)

@@ -20,7 +20,10 @@ def _shell(operation: Operation) -> Task:
         runtime = get_runtime()
         try:
             with metrics.IN_FLIGHT.track_inprogress():
-                return runtime.run(process(job, operation, self.request.id or "", runtime.deps, runtime.publisher))
+                # kombu marks a message restored after a worker died (or its visibility timeout passed) redelivered.
+                redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+                coroutine = process(job, operation, self.request.id or "", runtime.deps, runtime.publisher, redelivered)
+                return runtime.run(coroutine)
         except ShuttingDown:
             # Back to the queue, untouched, for another worker: it never reached Rekognition, so nothing was paid.
             raise Reject("worker shutting down", requeue=True) from None
