@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures.aws import isolated_environment
-from tests.fixtures.workers import ROOT, WorkerProcess
+from tests.fixtures.workers import WorkerProcess
+from tests.integration.clirun import cli_env, json_lines, run_cli
 from tests.photos import grace_hopper, shared_images
 
 pytestmark = pytest.mark.timeout(300)
@@ -21,20 +20,10 @@ pytestmark = pytest.mark.timeout(300)
 
 def facequeue(*args: str, redis_url: str, queue: str) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a subprocess, configured only through its environment."""
-    env = isolated_environment(FACEQUEUE_REDIS_URL=redis_url, FACEQUEUE_QUEUE=queue)
-    return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return run_cli(*args, env=cli_env(redis_url, queue))
 
 
-def _lines(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+_lines = json_lines
 
 
 @pytest.fixture
