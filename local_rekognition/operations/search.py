@@ -41,9 +41,7 @@ def ranked_matches(
     matrix = collection.embeddings
     vector = np.asarray(query, dtype=np.float32)
     if matrix.shape[1] != vector.shape[0]:
-        raise InvalidParameter(
-            "Request has invalid parameters: the collection's embeddings have another size"
-        )
+        raise InvalidParameter("Request has invalid parameters: the collection's embeddings have another size")
     norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(vector))
     cosines = (matrix @ vector) / np.where(norms > 0, norms, 1.0)
     matches: list[dict[str, Any]] = []
@@ -63,6 +61,25 @@ def ranked_matches(
     return matches
 
 
+async def _matches(
+    call: Call, collection: Collection, query: Embedding, exclude_face_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The collection's faces like ``query``, ranked, with the request's threshold and MaxFaces, off the loop."""
+    params = call.params
+    threshold = float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD))
+    max_faces = int(params.get("MaxFaces", DEFAULT_MAX_FACES))
+    return await call.services.compute(
+        lambda: ranked_matches(
+            call.services.engine,
+            collection,
+            query,
+            threshold=threshold,
+            max_faces=max_faces,
+            exclude_face_id=exclude_face_id,
+        )
+    )
+
+
 async def search_faces(call: Call) -> dict[str, Any]:
     """Faces in the collection like the given indexed face, the face itself excluded."""
     params = call.params
@@ -72,20 +89,9 @@ async def search_faces(call: Call) -> dict[str, Any]:
     face_id = params["FaceId"]
     positions = [index for index, face in enumerate(collection.faces) if face.face_id == face_id]
     if not positions:
-        raise InvalidParameter(
-            f"Request has invalid parameters: faceId {face_id} was not found in the collection"
-        )
+        raise InvalidParameter(f"Request has invalid parameters: faceId {face_id} was not found in the collection")
     query = collection.embeddings[positions[0]]
-    matches = await services.compute(
-        lambda: ranked_matches(
-            services.engine,
-            collection,
-            query,
-            threshold=float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)),
-            max_faces=int(params.get("MaxFaces", DEFAULT_MAX_FACES)),
-            exclude_face_id=face_id,
-        )
-    )
+    matches = await _matches(call, collection, query, exclude_face_id=face_id)
     return {
         "SearchedFaceId": face_id,
         "FaceMatches": matches,
@@ -108,15 +114,7 @@ async def search_faces_by_image(call: Call) -> dict[str, Any]:
     query = face.embedding
     # Read the collection after the (slow) analysis so faces indexed meanwhile are searched too.
     collection = services.store.get(collection_id)
-    matches = await services.compute(
-        lambda: ranked_matches(
-            services.engine,
-            collection,
-            query,
-            threshold=float(params.get("FaceMatchThreshold", DEFAULT_FACE_MATCH_THRESHOLD)),
-            max_faces=int(params.get("MaxFaces", DEFAULT_MAX_FACES)),
-        )
-    )
+    matches = await _matches(call, collection, query)
     return {
         "SearchedFaceBoundingBox": bounding_box(face.box, image.width, image.height),
         "SearchedFaceConfidence": min(100.0, max(0.0, float(face.confidence))),
