@@ -10,13 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from producer.client import AsyncFaceQueue, BatchHandle, BatchProgress, FaceQueue, JobHandle
+    from producer.aclient import AsyncFaceQueue
+    from producer.client import BatchHandle, BatchProgress, FaceQueue, JobHandle
     from producer.contract import JobError, JobStatus, Operation, ResultEnvelope
     from producer.jobs import PreparedJob
     from producer.settings import ProducerSettings
 
 _WHERE = {
-    "AsyncFaceQueue": "producer.client",
+    "AsyncFaceQueue": "producer.aclient",
     "BatchHandle": "producer.client",
     "BatchProgress": "producer.client",
     "FaceQueue": "producer.client",

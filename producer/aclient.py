@@ -1,0 +1,121 @@
+"""AsyncFaceQueue: the FaceQueue client for asyncio code, over the same Redis layout and message building."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable
+
+import redis.asyncio as aredis
+from redis.asyncio.retry import Retry as AsyncRetry
+
+from producer.client import (
+    RECHECK_S,
+    REDIS_BACKOFF,
+    REDIS_RETRIES,
+    BatchHandle,
+    BatchProgress,
+    ClientCore,
+    JobHandle,
+    UnknownBatchError,
+    parse_envelope,
+    stream_entries,
+)
+from producer.contract import ResultEnvelope, batch_key, batch_stream_key, done_channel, new_id, result_key
+from producer.jobs import PreparedJob
+from producer.settings import ProducerSettings
+
+
+class AsyncFaceQueue(ClientCore):
+    """The asyncio client: the same operations as FaceQueue, awaitable."""
+
+    def __init__(self, settings: ProducerSettings | None = None, client: aredis.Redis | None = None) -> None:
+        super().__init__(settings)
+        self.redis: aredis.Redis = client or aredis.Redis.from_url(
+            str(self.settings.redis_url),
+            health_check_interval=30,
+            socket_keepalive=True,
+            retry=AsyncRetry(REDIS_BACKOFF, REDIS_RETRIES),
+        )
+
+    async def aclose(self) -> None:
+        """Close the Redis connections."""
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncFaceQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def submit(self, prepared: PreparedJob) -> JobHandle:
+        """Submit one job (as a batch of one) and return its handle."""
+        batch = await self.submit_many([prepared])
+        return JobHandle(batch.job_ids[0], batch.batch_id)
+
+    async def submit_many(self, prepared: Iterable[PreparedJob], batch_id: str | None = None) -> BatchHandle:
+        """Submit many jobs as one batch, one Redis round trip per chunk."""
+        batch_id = batch_id or new_id()
+        ids: list[str] = []
+        seen: set[str] = set()
+        for chunk in self.chunks(prepared):
+            pipe = self.redis.pipeline(transaction=False)
+            ids += self.chunk_commands(pipe, batch_id, chunk, seen)
+            await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        self.seal(pipe, batch_id, len(ids))
+        await pipe.execute()
+        return BatchHandle(batch_id, tuple(ids))
+
+    async def get_result(self, job_id: str) -> ResultEnvelope | None:
+        """Return the job's result if it has been published, else None."""
+        raw = await self.redis.get(result_key(job_id))
+        return parse_envelope(raw) if raw else None
+
+    async def result(self, job: JobHandle | str, timeout_s: float | None = 60.0) -> ResultEnvelope:
+        """Wait for one job's result; raise TimeoutError after timeout_s."""
+        job_id = job.job_id if isinstance(job, JobHandle) else job
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        found = await self.get_result(job_id)
+        if found:
+            return found
+        async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(done_channel(job_id))
+            while True:
+                found = await self.get_result(job_id)
+                if found:
+                    return found
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no result for job {job_id} within {timeout_s} s")
+                await pubsub.get_message(timeout=RECHECK_S if remaining is None else min(RECHECK_S, remaining))
+
+    async def progress(self, batch_id: str) -> BatchProgress:
+        """Return a batch's counters; raise UnknownBatchError if Redis has none."""
+        raw = await self.redis.hgetall(batch_key(batch_id))
+        if not raw:
+            raise UnknownBatchError(f"no batch {batch_id} (never submitted, or expired)")
+        return BatchProgress.from_hash(batch_id, raw)
+
+    async def iter_results(self, batch_id: str, timeout_s: float | None = None) -> AsyncIterator[ResultEnvelope]:
+        """Yield a batch's results in completion order until every job has one."""
+        stream = batch_stream_key(batch_id)
+        last_id = "0-0"
+        yielded = 0
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            progress = await self.progress(batch_id)
+            if progress.sealed and yielded >= progress.total:
+                return
+            block_ms = int(RECHECK_S * 1000)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
+                block_ms = max(1, min(block_ms, int(remaining * 1000)))
+            entries = stream_entries(await self.redis.xread({stream: last_id}, count=500, block=block_ms))
+            if entries:
+                last_id = entries[-1][0]
+                for raw in await self.redis.mget([result_key(f[b"job_id"].decode()) for _, f in entries]):
+                    if raw:
+                        yielded += 1
+                        yield parse_envelope(raw)
