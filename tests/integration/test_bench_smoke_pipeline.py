@@ -1,4 +1,4 @@
-"""Each pipeline benchmark runs end to end at a tiny size and prints its table and headline line.
+"""Each pipeline benchmark (and the local_rekognition load one) runs at a tiny size and prints its table and headline.
 
 Smoke runs only: the sizes are too small for the figures to mean anything, and nothing here checks speed.
 """
@@ -59,3 +59,9 @@ def test_latency_and_memory() -> None:
     lines = _bench("latency_memory.py", "--singles", "10", "--inflight", "10", "--delay-ms", "10")
     assert any(line.startswith("facequeue DetectFaces") for line in lines)
     assert lines[-1].startswith("latency p50 ")
+
+
+def test_local_rekognition_load() -> None:
+    lines = _bench("local_rekognition_load.py", "--rounds", "2", "--per-round", "4", "--threads", "2")
+    assert any(line.startswith("baseline, one request at a time") for line in lines)
+    assert lines[-1].startswith("load: ") and "cores used" in lines[-1]
