@@ -66,7 +66,7 @@ def explain(exc: BaseException, *, redis_url: str = "FACEQUEUE_REDIS_URL") -> st
         return f"Redis at {redis_url} refused the password; put the right one in FACEQUEUE_REDIS_URL"
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return (
-            f"Redis does not answer at {redis_url}; start it (`redis-server`, `make stack`) "
+            f"Redis does not answer at {redis_url}; start it (`redis-server`, or `facequeue-stack up`) "
             "or point FACEQUEUE_REDIS_URL at yours"
         )
     if isinstance(exc, redis.RedisError):
