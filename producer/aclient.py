@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterable
 
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry as AsyncRetry
 
 from producer.client import (
-    RECHECK_S,
     REDIS_BACKOFF,
     REDIS_RETRIES,
     BatchHandle,
     BatchProgress,
     ClientCore,
+    Deadline,
     JobHandle,
     UnknownBatchError,
     parse_envelope,
@@ -74,7 +73,7 @@ class AsyncFaceQueue(ClientCore):
     async def result(self, job: JobHandle | str, timeout_s: float | None = 60.0) -> ResultEnvelope:
         """Wait for one job's result; raise TimeoutError after timeout_s."""
         job_id = job.job_id if isinstance(job, JobHandle) else job
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = Deadline(timeout_s)
         found = await self.get_result(job_id)
         if found:
             return found
@@ -84,10 +83,8 @@ class AsyncFaceQueue(ClientCore):
                 found = await self.get_result(job_id)
                 if found:
                     return found
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no result for job {job_id} within {timeout_s} s")
-                await pubsub.get_message(timeout=RECHECK_S if remaining is None else min(RECHECK_S, remaining))
+                block_s = deadline.next_block_s(f"no result for job {job_id} within {timeout_s} s")
+                await pubsub.get_message(timeout=block_s)
 
     async def progress(self, batch_id: str) -> BatchProgress:
         """Return a batch's counters; raise UnknownBatchError if Redis has none."""
@@ -101,17 +98,13 @@ class AsyncFaceQueue(ClientCore):
         stream = batch_stream_key(batch_id)
         last_id = "0-0"
         yielded = 0
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = Deadline(timeout_s)
         while True:
             progress = await self.progress(batch_id)
             if progress.sealed and yielded >= progress.total:
                 return
-            block_ms = int(RECHECK_S * 1000)
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
-                block_ms = max(1, min(block_ms, int(remaining * 1000)))
+            block_s = deadline.next_block_s(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
+            block_ms = max(1, int(block_s * 1000))
             entries = stream_entries(await self.redis.xread({stream: last_id}, count=500, block=block_ms))
             if entries:
                 last_id = entries[-1][0]

@@ -46,6 +46,23 @@ REDIS_BACKOFF = ExponentialWithJitterBackoff(base=0.1, cap=2.0)
 RECHECK_S = 1.0
 
 
+class Deadline:
+    """The end of a wait: how long the next blocking read may last, and a TimeoutError once it has passed."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self._at = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def next_block_s(self, message: str) -> float:
+        """Seconds the next read may block (at most RECHECK_S); raise TimeoutError(message) when time is up."""
+        if self._at is None:
+            return RECHECK_S
+        remaining = self._at - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(message)
+        return min(RECHECK_S, remaining)
+
+
 @dataclass(frozen=True)
 class JobHandle:
     """What submit returns: enough to wait for the job's result."""
@@ -268,7 +285,7 @@ class FaceQueue(ClientCore):
     def result(self, job: JobHandle | str, timeout_s: float | None = 60.0) -> ResultEnvelope:
         """Wait for one job's result; raise TimeoutError after timeout_s (None waits forever)."""
         job_id = job.job_id if isinstance(job, JobHandle) else job
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = Deadline(timeout_s)
         found = self.get_result(job_id)
         if found:
             return found
@@ -279,10 +296,8 @@ class FaceQueue(ClientCore):
                 found = self.get_result(job_id)
                 if found:
                     return found
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no result for job {job_id} within {timeout_s} s")
-                pubsub.get_message(timeout=RECHECK_S if remaining is None else min(RECHECK_S, remaining))
+                block_s = deadline.next_block_s(f"no result for job {job_id} within {timeout_s} s")
+                pubsub.get_message(timeout=block_s)
 
     def progress(self, batch_id: str) -> BatchProgress:
         """Return a batch's counters; raise UnknownBatchError if Redis has none."""
@@ -305,17 +320,13 @@ class FaceQueue(ClientCore):
         stream = batch_stream_key(batch_id)
         last_id = "0-0"
         yielded = 0
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = Deadline(timeout_s)
         while True:
             progress = self.progress(batch_id)
             if progress.sealed and yielded >= progress.total:
                 return
-            block_ms = int(RECHECK_S * 1000)
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
-                block_ms = max(1, min(block_ms, int(remaining * 1000)))
+            block_s = deadline.next_block_s(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
+            block_ms = max(1, int(block_s * 1000))
             entries = stream_entries(self.redis.xread({stream: last_id}, count=500, block=block_ms))
             if not entries and on_idle is not None:
                 on_idle(progress)
