@@ -24,7 +24,7 @@ from producer.contract import (
 from worker import metrics
 from worker.cache import ResponseCache, cacheable, fingerprint
 from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
-from worker.images import identity, rekognition_image
+from worker.images import S3Heads, identity, rekognition_image
 from worker.ratelimit import RateLimiter
 from worker.settings import WorkerSettings
 
@@ -157,11 +157,11 @@ async def _with_retries(
                 metrics.CALL_SECONDS.labels(operation).observe(elapsed)
 
 
-async def _request(job: Job, deps: Deps) -> dict[str, Any]:
+async def _request(job: Job, deps: Deps, heads: S3Heads) -> dict[str, Any]:
     """Build the Rekognition request for a job, fetching and normalising its images."""
     params = job.request()
     s = deps.settings
-    fetch = dict(redis=deps.redis, s3=deps.s3, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
+    fetch = dict(redis=deps.redis, s3=deps.s3, heads=heads, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
     if isinstance(job, CompareFacesJob):
         source, target = await asyncio.gather(
             rekognition_image(job.source, **fetch), rekognition_image(job.target, **fetch)
@@ -179,12 +179,12 @@ def _images(job: Job) -> list[Any]:
     return [image] if image is not None else []
 
 
-async def _cached(job: Job, deps: Deps) -> tuple[str | None, dict[str, Any] | None]:
+async def _cached(job: Job, deps: Deps, heads: S3Heads) -> tuple[str | None, dict[str, Any] | None]:
     """The job's cache fingerprint and stored response, when the job may use the cache."""
     if deps.cache is None or not deps.cache.ttl_s or not cacheable(job):
         return None, None
     ids = await _with_retries(
-        lambda: asyncio.gather(*(identity(image, deps.s3) for image in _images(job))), deps, _Outcome()
+        lambda: asyncio.gather(*(identity(image, heads) for image in _images(job))), deps, _Outcome()
     )
     fp = fingerprint(job, ids)
     return fp, await deps.cache.get(fp)
@@ -208,10 +208,12 @@ def _check_s3_allowed(job: Job, allowed: list[str]) -> None:
 async def _call(job: Job, deps: Deps, outcome: _Outcome) -> tuple[dict[str, Any], bool]:
     """Rekognition's response for a job (less ResponseMetadata), and whether it came from the cache."""
     _check_s3_allowed(job, deps.settings.s3_allowed)
-    fp, stored = await _cached(job, deps)
+    # One ranged read per S3 image serves both the cache key (its ETag) and the format check (its header).
+    heads = S3Heads(deps.s3, deps.settings.max_image_bytes)
+    fp, stored = await _cached(job, deps, heads)
     if stored is not None:
         return stored, True
-    params = await _request_with_transient_retries(job, deps)
+    params = await _request_with_transient_retries(job, deps, heads)
     method = getattr(deps.rekognition, _METHODS[job.operation.value])
     response: dict[str, Any] = await _with_retries(lambda: method(**params), deps, outcome, job.operation.value)
     response.pop("ResponseMetadata", None)
@@ -302,6 +304,6 @@ async def run_job(job: Job, deps: Deps, redelivered: bool = False) -> ResultEnve
     )
 
 
-async def _request_with_transient_retries(job: Job, deps: Deps) -> dict[str, Any]:
+async def _request_with_transient_retries(job: Job, deps: Deps, heads: S3Heads) -> dict[str, Any]:
     """Fetch a job's images; S3 hiccups (5xx, connection) are retried like Rekognition's, on their own count."""
-    return await _with_retries(lambda: _request(job, deps), deps, _Outcome())  # type: ignore[no-any-return]
+    return await _with_retries(lambda: _request(job, deps, heads), deps, _Outcome())  # type: ignore[no-any-return]

@@ -160,7 +160,7 @@ def _s3_failure(exc: Exception, source: S3Image) -> Exception:
     return PermanentError("InvalidS3ObjectException", f"{source.describe()}: S3 refused the read ({code or status})")
 
 
-async def _s3_get(s3: Any, source: S3Image, max_bytes: int, header_only: bool) -> tuple[bytes, int]:
+async def _s3_get(s3: Any, source: S3Image, max_bytes: int, header_only: bool) -> tuple[bytes, int, str]:
     params = _s3_params(source)
     if header_only:
         params["Range"] = f"bytes=0-{HEADER_BYTES - 1}"
@@ -173,15 +173,31 @@ async def _s3_get(s3: Any, source: S3Image, max_bytes: int, header_only: bool) -
                     "ImageTooLargeException",
                     f"{source.describe()} is {total / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB",
                 )
-            return await body.read(), total
+            return await body.read(), total, str(response.get("ETag", ""))
     except (PermanentError, TransientError):
         raise
     except Exception as exc:
         raise _s3_failure(exc, source) from None
 
 
+class S3Heads:
+    """One job's ranged reads of its S3 images, made once: the cache key needs the ETag, the format check the bytes."""
+
+    def __init__(self, s3: Any, max_bytes: int) -> None:
+        self._s3 = s3
+        self._max_bytes = max_bytes
+        self._heads: dict[tuple[str, str, str | None], tuple[bytes, int, str]] = {}
+
+    async def get(self, source: S3Image) -> tuple[bytes, int, str]:
+        """The first HEADER_BYTES of an object, its full size and its ETag."""
+        key = (source.bucket, source.key, source.version)
+        if key not in self._heads:
+            self._heads[key] = await _s3_get(self._s3, source, self._max_bytes, header_only=True)
+        return self._heads[key]
+
+
 async def rekognition_image(
-    source: ImageSource, *, redis: Any, s3: Any, max_pixels: int, max_bytes: int
+    source: ImageSource, *, redis: Any, s3: Any, heads: S3Heads, max_pixels: int, max_bytes: int
 ) -> dict[str, Any]:
     """Return the Rekognition ``Image`` parameter for a source: S3Object when usable as is, else Bytes."""
     if isinstance(source, BlobImage):
@@ -190,7 +206,7 @@ async def rekognition_image(
         if inspect(data, max_pixels).usable_as_is() and len(data) <= BYTES_LIMIT:
             return {"Bytes": data}
         return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
-    head, total = await _s3_get(s3, source, max_bytes, header_only=True)
+    head, total, _etag = await heads.get(source)
     try:
         facts: ImageFacts | None = inspect(head, max_pixels)
     except PermanentError:
@@ -200,18 +216,16 @@ async def rekognition_image(
         if source.version:
             s3_object["Version"] = source.version
         return {"S3Object": s3_object}
-    data, _ = await _s3_get(s3, source, max_bytes, header_only=False)
+    data, _, _ = await _s3_get(s3, source, max_bytes, header_only=False)
     return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
 
 
-async def identity(source: ImageSource, s3: Any) -> str:
-    """A stable name for an image's content: its hash, its S3 version, or its S3 ETag (one HEAD request)."""
+async def identity(source: ImageSource, heads: S3Heads) -> str:
+    """A stable name for an image's content: its hash, its S3 version, or its S3 ETag (from the ranged read the
+    format check needs anyway)."""
     if isinstance(source, BlobImage):
         return f"sha256:{source.sha256}"
     if source.version:
         return f"s3:{source.bucket}/{source.key}?versionId={source.version}"
-    try:
-        head = await s3.head_object(Bucket=source.bucket, Key=source.key)
-    except Exception as exc:
-        raise _s3_failure(exc, source) from None
-    return f"s3:{source.bucket}/{source.key}#{head.get('ETag', '')}"
+    _head, _total, etag = await heads.get(source)
+    return f"s3:{source.bucket}/{source.key}#{etag}"
