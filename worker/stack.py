@@ -82,6 +82,23 @@ def _listening_url(proc: subprocess.Popen[bytes], log: Path, what: str) -> str:
     return found[0]
 
 
+def worker_argv(hostname: str, *extra: str) -> list[str]:
+    """The command that starts one worker process, as users start it: `celery -A worker.app worker`."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.app",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        hostname,
+        *extra,
+    ]
+
+
 def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str, metrics_port: int = 0) -> StackState:
     """Start the stack's processes and return what was started."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -158,22 +175,7 @@ def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str, metrics_por
             # One port per worker, so `curl 127.0.0.1:<port>/metrics` reads each of them.
             worker_env["FACEQUEUE_METRICS_PORT"] = str(metrics_port + n)
             state.metrics.append(f"http://127.0.0.1:{metrics_port + n}/metrics")
-        proc = _spawn(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.app",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"stack{n}@%h",
-            ],
-            log,
-            worker_env,
-        )
+        proc = _spawn(worker_argv(f"stack{n}@%h"), log, worker_env)
         state.pids.append(proc.pid)
         _wait(lambda log=log: b" ready." in log.read_bytes(), 120, f"worker {n} (log: {log})")
     (state_dir / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
