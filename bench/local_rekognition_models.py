@@ -30,22 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
 LONG_SIDE = 640
-ALL_ATTRIBUTES = frozenset(
-    {
-        "AGE_RANGE",
-        "BEARD",
-        "EMOTIONS",
-        "EYE_DIRECTION",
-        "EYEGLASSES",
-        "EYES_OPEN",
-        "GENDER",
-        "MOUTH_OPEN",
-        "MUSTACHE",
-        "FACE_OCCLUDED",
-        "SMILE",
-        "SUNGLASSES",
-    }
-)
+from local_rekognition.faces import ATTRIBUTE_MEMBERS  # noqa: E402 - needs ROOT on sys.path first
+
+ALL_ATTRIBUTES = frozenset(ATTRIBUTE_MEMBERS)
 # face_recognition's own default: two encodings closer than 0.6 are the same person.
 PEER_TOLERANCE = 0.6
 OURS_THRESHOLD = 80.0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from local_rekognition.faces import ATTRIBUTE_MEMBERS
 from local_rekognition.models import load_engine
 from local_rekognition.models.engine import DetectedFace, FaceEngine
 from tests.photos import grace_hopper, shared_images
@@ -165,22 +166,7 @@ def test_the_engine_gives_the_same_answer_from_several_threads() -> None:
             assert np.allclose(face.embedding, reference.embedding, atol=1e-5)
 
 
-ALL_ATTRIBUTES = frozenset(
-    {
-        "AGE_RANGE",
-        "BEARD",
-        "EMOTIONS",
-        "EYE_DIRECTION",
-        "EYEGLASSES",
-        "EYES_OPEN",
-        "GENDER",
-        "MOUTH_OPEN",
-        "MUSTACHE",
-        "FACE_OCCLUDED",
-        "SMILE",
-        "SUNGLASSES",
-    }
-)
+ALL_ATTRIBUTES = frozenset(ATTRIBUTE_MEMBERS)
 
 
 @pytest.mark.parametrize("name", SINGLE)
