@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
-from tests.fixtures.redis import free_port, wait_until
+from tests.fixtures.redis import free_port, redis_answers, wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.photos import grace_hopper
 
@@ -101,14 +101,8 @@ def tls_redis(tmp_path: Path) -> Iterator[str]:
     )
     url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
 
-    def answers() -> bool:
-        try:
-            return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
-        except redis.RedisError:
-            return False
-
     try:
-        wait_until(answers, 15, "a TLS redis-server")
+        wait_until(lambda: redis_answers(url), 15, "a TLS redis-server")
         yield url
     finally:
         process.terminate()

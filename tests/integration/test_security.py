@@ -15,7 +15,7 @@ from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import S3Image, blob_key, blob_refs_key
 from producer.settings import ProducerSettings as PS
 from tests.fixtures.aws import s3_client
-from tests.fixtures.redis import RedisServer, wait_until
+from tests.fixtures.redis import RedisServer, redis_answers, wait_until
 from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.photos import grace_hopper
@@ -101,13 +101,6 @@ def test_redis_with_a_password_works_end_to_end(
         assert password not in worker.output()
 
 
-def _answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 def test_secrets_never_reach_logs_results_or_reprs(
     tmp_path: Path,
     local_rekognition_url: str,
@@ -166,7 +159,7 @@ def password_redis(directory: Path, password: str) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: _answers(url), 15, "a password-protected redis-server")
+        wait_until(lambda: redis_answers(url), 15, "a password-protected redis-server")
         yield url
     finally:
         process.terminate()
