@@ -376,11 +376,16 @@ IMAGE_OPERATIONS = frozenset(
 )
 
 
-def job_blobs(job: Job) -> list[BlobImage]:
-    """The Redis blobs a job reads, each once."""
+def job_images(job: Job) -> list[S3Image | BlobImage]:
+    """The images a job reads, in request order (CompareFaces: source, then target)."""
     # Read fields from __dict__: getattr on a field a model lacks goes through pydantic's slow __getattr__.
     images = [job.__dict__.get(name) for name in ("image", "source", "target")]
-    blobs = {image.sha256: image for image in images if isinstance(image, BlobImage)}
+    return [image for image in images if isinstance(image, S3Image | BlobImage)]
+
+
+def job_blobs(job: Job) -> list[BlobImage]:
+    """The Redis blobs a job reads, each once."""
+    blobs = {image.sha256: image for image in job_images(job) if isinstance(image, BlobImage)}
     return list(blobs.values())
 
 

@@ -19,6 +19,7 @@ from producer.contract import (
     JobStatus,
     ResultEnvelope,
     S3Image,
+    job_images,
     utcnow,
 )
 from worker import metrics
@@ -172,19 +173,12 @@ async def _request(job: Job, deps: Deps, heads: S3Heads) -> dict[str, Any]:
     return params
 
 
-def _images(job: Job) -> list[Any]:
-    if isinstance(job, CompareFacesJob):
-        return [job.source, job.target]
-    image = getattr(job, "image", None)
-    return [image] if image is not None else []
-
-
 async def _cached(job: Job, deps: Deps, heads: S3Heads) -> tuple[str | None, dict[str, Any] | None]:
     """The job's cache fingerprint and stored response, when the job may use the cache."""
     if deps.cache is None or not deps.cache.ttl_s or not cacheable(job):
         return None, None
     ids = await _with_retries(
-        lambda: asyncio.gather(*(identity(image, heads) for image in _images(job))), deps, _Outcome()
+        lambda: asyncio.gather(*(identity(image, heads) for image in job_images(job))), deps, _Outcome()
     )
     fp = fingerprint(job, ids)
     return fp, await deps.cache.get(fp)
@@ -194,7 +188,7 @@ def _check_s3_allowed(job: Job, allowed: list[str]) -> None:
     """Refuse, before any S3 or Rekognition call, an S3 image outside FACEQUEUE_S3_ALLOWED."""
     if not allowed:
         return
-    for image in _images(job):
+    for image in job_images(job):
         if isinstance(image, S3Image) and not any(
             image.bucket == entry.partition("/")[0] and image.key.startswith(entry.partition("/")[2])
             for entry in allowed
