@@ -6,8 +6,8 @@ Three runs, same machine, same run, same Redis, same stand-in:
              the better of the two is the ceiling)
   facequeue  one facequeue worker process (threads feeding one event loop and one aioboto3 client)
 
-Each run starts its worker, then submits its jobs and times submit → last result stored in Celery's result
-backend (what every run writes), polled with pipelined EXISTS.
+Each run starts its worker, then submits its jobs and times submit → last result stored (Celery's result backend
+for the Celery tasks, facequeue's result keys for facequeue), polled with pipelined EXISTS.
 
     python bench/pipeline_throughput.py                       # full size
     python bench/pipeline_throughput.py --jobs 200 --naive-jobs 20 --noop-jobs 200   # smoke size
@@ -28,6 +28,7 @@ from _stack import aws_env, celery_worker, redis_server, standin
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
+from producer.contract import result_key
 from producer.demo_photos import demo_photos
 
 
@@ -51,16 +52,16 @@ class Run:
         return self.rate / self.processes
 
 
-def _wait_all(client: redis.Redis, ids: list[str], started: float, timeout_s: float = 600) -> float:
-    """Seconds from ``started`` until every id has a Celery result."""
-    pending = list(ids)
+def _wait_all(client: redis.Redis, keys: list[str], started: float, timeout_s: float = 600) -> float:
+    """Seconds from ``started`` until every key exists (each run's result keys)."""
+    pending = list(keys)
     deadline = time.monotonic() + timeout_s
     while pending:
         if time.monotonic() > deadline:
-            raise SystemExit(f"{len(pending)} of {len(ids)} jobs unfinished after {timeout_s} s")
+            raise SystemExit(f"{len(pending)} of {len(keys)} jobs unfinished after {timeout_s} s")
         pipe = client.pipeline(transaction=False)
-        for task_id in pending:
-            pipe.exists(f"celery-task-meta-{task_id}")
+        for key in pending:
+            pipe.exists(key)
         pending = [t for t, done in zip(pending, pipe.execute(), strict=True) if not done]
         if pending:
             time.sleep(0.02)
@@ -78,7 +79,7 @@ def _celery_run(name: str, redis_url: str, endpoint: str, task: str, arg: str | 
         started = time.perf_counter()
         with app.producer_or_acquire() as producer, producer.batch(max_size=500):
             ids = [app.send_task(task, args=[arg], producer=producer).id for _ in range(n)]
-        seconds = _wait_all(client, ids, started)
+        seconds = _wait_all(client, [f"celery-task-meta-{task_id}" for task_id in ids], started)
     return Run(name, processes, n, seconds)
 
 
@@ -98,7 +99,7 @@ def _facequeue_run(redis_url: str, endpoint: str, n: int, concurrency: int, phot
         calls_before = _calls(endpoint)
         started = time.perf_counter()
         batch = fq.submit_many(jobs.detect_faces(p) for p in photos)
-        seconds = _wait_all(client, list(batch.job_ids), started)
+        seconds = _wait_all(client, [result_key(job_id) for job_id in batch.job_ids], started)
         failed = fq.progress(batch.batch_id).failed
         if failed:
             raise SystemExit(f"{failed} facequeue jobs failed; the benchmark is void")

@@ -165,6 +165,7 @@ class ClientCore:
             pipe.incrby(blob_refs_key(digest), count)
             pipe.expire(blob_refs_key(digest), s.blob_ttl_s)
         ids = []
+        packed: list[Job] = []
         for prepared in chunk:
             for digest, data in prepared.blobs.items():
                 if digest not in seen:
@@ -174,10 +175,19 @@ class ClientCore:
                     pipe.expire(blob_key(digest), s.blob_ttl_s)
                     seen.add(digest)
             job = prepared.job.model_copy(update={"batch_id": batch_id})
-            queue = queue_for(s.queue, job.operation)
-            pipe.lpush(queue, task_message(self._app, job, queue, self._signer))
+            if packed and (len(packed) >= s.jobs_per_message or packed[0].operation is not job.operation):
+                self._push(pipe, packed)
+                packed = []
+            packed.append(job)
             ids.append(job.job_id)
+        if packed:
+            self._push(pipe, packed)
         return ids
+
+    def _push(self, pipe: Any, jobs: list[Job]) -> None:
+        """Queue one task message carrying ``jobs`` (all of one operation) on its operation's queue."""
+        queue = queue_for(self.settings.queue, jobs[0].operation)
+        pipe.lpush(queue, task_message(self._app, jobs, queue, self._signer))
 
     def chunks(self, prepared: Iterable[PreparedJob]) -> Iterator[list[PreparedJob]]:
         """Split jobs into pipeline-sized chunks, enforcing the batch size limit."""

@@ -47,6 +47,11 @@ TASK_NAMES: dict[Operation, str] = {
 }
 
 
+MAX_JOBS_PER_MESSAGE = 16
+"""A task message's argument is one job, or a list of up to this many jobs of the task's operation. Celery's cost
+per message (receive, reserve, ack, result) is then paid once per list: bulk submits carry several jobs each."""
+
+
 def queue_for(base: str, operation: Operation) -> str:
     """The queue jobs of one operation travel on: a backlog of one operation never holds up another's jobs.
 

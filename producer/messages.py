@@ -12,11 +12,12 @@ import base64
 import json
 import os
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
 
-from producer.contract import TASK_NAMES, Job
+from producer.contract import TASK_NAMES, Job, new_id
 
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
@@ -51,17 +52,27 @@ class Signer:
         return signed.encode() if isinstance(signed, str) else signed
 
 
-def task_message(app: Celery, job: Job, queue: str, signer: Signer | None = None) -> str:
-    """Return the JSON string kombu's Redis transport stores for one job's task message on ``queue``."""
-    task_id = job.job_id
-    args = [job.model_dump(mode="json", exclude_none=True)]
-    # argsrepr shows in logs and Flower: name the job, never its contents.
+def task_message(app: Celery, jobs: Sequence[Job], queue: str, signer: Signer | None = None) -> str:
+    """Return the JSON string kombu's Redis transport stores for a task message on ``queue``.
+
+    One job travels as itself under its own id as the task id (so `AsyncResult(job_id)` finds it); several jobs of
+    one operation travel as a list under a fresh task id.
+    """
+    first = jobs[0]
+    arg: Any
+    if len(jobs) == 1:
+        task_id, arg, described = first.job_id, first.model_dump(mode="json", exclude_none=True), first.job_id
+    else:
+        task_id = new_id()
+        arg = [job.model_dump(mode="json", exclude_none=True) for job in jobs]
+        described = f"{len(jobs)} jobs {first.job_id}…{jobs[-1].job_id}"
+    # argsrepr shows in logs and Flower: name the jobs, never their contents.
     message: Any = app.amqp.as_task_v2(
         task_id,
-        TASK_NAMES[job.operation],
-        args=args,
+        TASK_NAMES[first.operation],
+        args=[arg],
         kwargs={},
-        argsrepr=f"[{job.operation.value} {task_id}]",
+        argsrepr=f"[{first.operation.value} {described}]",
         kwargsrepr="{}",
         origin=_ORIGIN,
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, RedisDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, signing_conf
+from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, MAX_JOBS_PER_MESSAGE, signing_conf
 
 
 class ProducerSettings(BaseSettings):
@@ -40,6 +40,9 @@ class ProducerSettings(BaseSettings):
     """Glob of the PEM certificates workers trust, e.g. /etc/facequeue/certs/*.pem."""
     submit_chunk: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Jobs per Redis pipeline when submitting many: one round trip each."""
+    jobs_per_message: Annotated[int, Field(ge=1, le=MAX_JOBS_PER_MESSAGE)] = 8
+    """Jobs of one operation a bulk submit packs into one Celery message (a single submit sends one). Workers run a
+    message's jobs side by side and weigh it as that many jobs in flight; 1 sends one message per job."""
 
     def signing(self) -> dict[str, Any] | None:
         """Celery's message-signing settings, when all three signing files are set."""

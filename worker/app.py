@@ -10,7 +10,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from producer.contract import TASK_NAMES, Operation, queue_for
-from worker import metrics
+from worker import metrics, prefetch
 from worker.runtime import begin_shutdown, close_runtime, get_runtime
 from worker.settings import WorkerSettings
 
@@ -33,10 +33,11 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     task_acks_on_failure_or_timeout=True,
-    # The thread pool feeds one event loop (runtime.py); concurrency is the number of jobs in flight.
+    # The thread pool feeds one event loop (runtime.py); concurrency is the number of jobs in flight (a message of
+    # several jobs counts as that many: prefetch.py).
     worker_pool="threads",
     worker_concurrency=settings.concurrency,
-    # With late acks every prefetched message is unacked; one per slot keeps a dying worker's share small.
+    # With late acks every prefetched message is unacked; one job per slot keeps a dying worker's share small.
     worker_prefetch_multiplier=1,
     broker_transport_options={
         "visibility_timeout": settings.visibility_timeout_s,
@@ -74,6 +75,12 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
         # A worker that cannot reach Rekognition must not consume jobs: it would fail every one of them.
         logging.getLogger("facequeue.worker").critical("cannot start: %s: %s", type(exc).__name__, exc)
         os._exit(78)  # EX_CONFIG
+
+
+@signals.task_received.connect  # type: ignore[untyped-decorator]
+def _weigh_multi_job_messages(sender: Any = None, request: Any = None, **_: Any) -> None:
+    # In the consumer's thread, before it reads the next message: a message of n jobs reserves n prefetch slots.
+    prefetch.on_received(getattr(sender, "qos", None), request.id, request.args)
 
 
 @signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from pydantic import ValidationError
 
-from producer.contract import Job, JobError, JobStatus, Operation, ResultEnvelope, job_blobs, parse_job, utcnow
+from producer.contract import (
+    MAX_JOBS_PER_MESSAGE,
+    Job,
+    JobError,
+    JobStatus,
+    Operation,
+    ResultEnvelope,
+    job_blobs,
+    parse_job,
+    utcnow,
+)
 from worker.analysis import Deps, run_job
+from worker.errors import ShuttingDown
 from worker.publish import Publisher
 
 _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
@@ -73,3 +85,34 @@ async def process(
             envelope = await run_job(job, deps, redelivered)
     standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else ())
     return standing.model_dump(mode="json", exclude_none=True)
+
+
+async def process_many(
+    payloads: list[Any],
+    operation: Operation,
+    task_id: str,
+    deps: Deps,
+    publisher: Publisher,
+    redelivered: bool = False,
+) -> list[dict[str, Any]]:
+    """Handle a task message carrying several jobs: run them side by side, each validated and published on its own.
+
+    The message is done when every job is; if the worker starts stopping, it goes back to the queue whole, and the
+    jobs already published are skipped when it comes round again.
+    """
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))]
+    if len(payloads) > MAX_JOBS_PER_MESSAGE:
+        message = f"a task message carries at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried {len(payloads)}"
+        refusals = [_refusal(p, i, operation, message, deps.worker) for p, i in zip(payloads, ids, strict=True)]
+        published = [await publisher.publish(r, p) for r, p in zip(refusals, payloads, strict=True)]
+        return [standing.model_dump(mode="json", exclude_none=True) for standing, _ in published]
+    outcomes = await asyncio.gather(
+        *(process(p, operation, i, deps, publisher, redelivered) for p, i in zip(payloads, ids, strict=True)),
+        return_exceptions=True,
+    )
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if any(isinstance(e, ShuttingDown) for e in errors):
+        raise ShuttingDown
+    if errors:
+        raise errors[0]
+    return [o for o in outcomes if not isinstance(o, BaseException)]

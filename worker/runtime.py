@@ -23,6 +23,7 @@ from aiobotocore.config import AioConfig
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from producer.contract import MAX_JOBS_PER_MESSAGE
 from worker.analysis import Deps
 from worker.cache import ResponseCache
 from worker.publish import Publisher
@@ -41,8 +42,9 @@ def _client_config(settings: WorkerSettings) -> AioConfig:
     return AioConfig(
         connect_timeout=settings.rekognition_connect_timeout_s,
         read_timeout=settings.rekognition_read_timeout_s,
-        # One HTTP connection per job in flight, or jobs queue for a connection inside aiohttp's pool.
-        max_pool_connections=settings.concurrency + 8,
+        # One HTTP connection per job in flight, or jobs queue for a connection inside aiohttp's pool. A worker
+        # may run up to one multi-job message's worth beyond its concurrency (prefetch counts are approximate).
+        max_pool_connections=settings.concurrency + MAX_JOBS_PER_MESSAGE + 8,
         # botocore's retries off: analysis._with_retries is the one retry layer for transient errors, so each
         # attempt is counted, backed off with jitter and visible to the rate limiter.
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -77,7 +79,7 @@ class Runtime:
         s3 = await self._stack.enter_async_context(session.client("s3", config=config, region_name=s.aws_region))
         redis = aredis.Redis.from_url(
             str(s.redis_url),
-            max_connections=s.concurrency + 8,
+            max_connections=s.concurrency + MAX_JOBS_PER_MESSAGE + 8,
             health_check_interval=30,
             socket_keepalive=True,
             # Ride out a Redis restart (~30 s) while publishing: every write the worker makes is idempotent (SET

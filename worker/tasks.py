@@ -8,28 +8,33 @@ from celery import Task
 from celery.exceptions import Reject
 
 from producer.contract import TASK_NAMES, Operation
-from worker import metrics
+from worker import metrics, prefetch
 from worker.app import app
 from worker.errors import ShuttingDown
-from worker.process import process
+from worker.process import process, process_many
 from worker.runtime import get_runtime
 
 
 def _shell(operation: Operation) -> Task:
-    def run(self: Task, job: Any = None) -> dict[str, Any]:
+    def run(self: Task, job: Any = None) -> dict[str, Any] | list[dict[str, Any]]:
         runtime = get_runtime()
+        task_id = self.request.id or ""
         try:
             with metrics.IN_FLIGHT.track_inprogress():
                 # kombu marks a message restored after a worker died (or its visibility timeout passed) redelivered.
                 redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-                coroutine = process(job, operation, self.request.id or "", runtime.deps, runtime.publisher, redelivered)
-                return runtime.run(coroutine)
+                deps, publisher = runtime.deps, runtime.publisher
+                if isinstance(job, list):
+                    return runtime.run(process_many(job, operation, task_id, deps, publisher, redelivered))
+                return runtime.run(process(job, operation, task_id, deps, publisher, redelivered))
         except ShuttingDown:
-            # Back to the queue, untouched, for another worker: it never reached Rekognition, so nothing was paid.
+            # Back to the queue for another worker; jobs it already published are skipped when it comes round.
             raise Reject("worker shutting down", requeue=True) from None
+        finally:
+            prefetch.on_finished(task_id)
 
     run.__name__ = run.__qualname__ = TASK_NAMES[operation].rpartition(".")[2]
-    run.__doc__ = f"Run a {operation.value} job (a JSON object of the facequeue contract)."
+    run.__doc__ = f"Run a {operation.value} job (a JSON object of the facequeue contract), or a list of them."
     return app.task(name=TASK_NAMES[operation], bind=True)(run)
 
 

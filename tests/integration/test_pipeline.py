@@ -156,7 +156,7 @@ def test_a_redelivered_job_publishes_once(fq: FaceQueue, redis_client: redis.Red
     prepared = jobs.detect_faces(grace_hopper())
     batch = fq.submit_many([prepared])
     job = prepared.job.model_copy(update={"batch_id": batch.batch_id, "job_id": batch.job_ids[0]})
-    redis_client.lpush(fq.settings.queue, task_message(protocol_app(), job, fq.settings.queue))
+    redis_client.lpush(fq.settings.queue, task_message(protocol_app(), [job], fq.settings.queue))
     first = fq.result(job.job_id, timeout_s=60)
     # When both deliveries have run (the duplicate leaves the queue and is acknowledged)
     _wait_for_queue_drained(redis_client, fq.settings.queue)
@@ -229,7 +229,7 @@ def test_a_redelivered_index_faces_leaves_each_face_indexed_once(
     for digest, data in prepared.blobs.items():
         redis_client.set(f"facequeue:blob:{digest}", data, ex=600)
     queue = queue_for(fq.settings.queue, job.operation)
-    message = json.loads(task_message(protocol_app(), job, queue))
+    message = json.loads(task_message(protocol_app(), [job], queue))
     message["properties"]["delivery_info"]["redelivered"] = True
     redis_client.lpush(queue, json.dumps(message))
     envelope = fq.result(job.job_id, timeout_s=60)

@@ -88,7 +88,7 @@ def test_an_envelope_has_exactly_one_outcome() -> None:
 
 def test_task_messages_are_celery_protocol_2_in_kombus_redis_envelope() -> None:
     job = jobs.detect_faces(b"\xff\xd8 jpeg").job
-    raw = json.loads(task_message(protocol_app(), job, "q"))
+    raw = json.loads(task_message(protocol_app(), [job], "q"))
     assert raw["headers"]["task"] == TASK_NAMES[job.operation]
     assert raw["headers"]["id"] == job.job_id
     assert raw["properties"]["delivery_info"] == {"exchange": "", "routing_key": "q"}
@@ -97,6 +97,18 @@ def test_task_messages_are_celery_protocol_2_in_kombus_redis_envelope() -> None:
     args, kwargs, _embed = loads(base64.b64decode(raw["body"]))
     assert parse_job(args[0]) == job and kwargs == {}
     assert "jpeg" not in raw["headers"]["argsrepr"]
+
+
+def test_several_jobs_travel_as_one_message_with_a_list_under_a_fresh_task_id() -> None:
+    packed = [jobs.detect_faces(b"\xff\xd8 jpeg %d" % i).job for i in range(3)]
+    raw = json.loads(task_message(protocol_app(), packed, "q"))
+    import base64
+
+    args, _kwargs, _embed = loads(base64.b64decode(raw["body"]))
+    assert [parse_job(item) for item in args[0]] == packed
+    assert raw["headers"]["task"] == TASK_NAMES[packed[0].operation]
+    assert raw["headers"]["id"] not in {job.job_id for job in packed}
+    assert "3 jobs" in raw["headers"]["argsrepr"] and "jpeg" not in raw["headers"]["argsrepr"]
 
 
 def test_the_producer_never_imports_worker_code_nor_aioboto3() -> None:

@@ -1,0 +1,125 @@
+"""Several jobs in one task message: how bulk submits pack them, how workers run and weigh them, what senders get."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+import redis
+from celery import Celery
+
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.contract import MAX_JOBS_PER_MESSAGE, TASK_NAMES, Operation, ResultEnvelope, queue_for
+from tests.fixtures.workers import WorkerProcess
+from tests.integration import test_reliability
+from tests.integration.test_reliability import PHOTO, account
+from tests.photos import grace_hopper
+
+stack = test_reliability.stack  # the chaos tests' fixture: a stand-in, a queue of our own, a worker starter
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _message_args(raw: bytes) -> list[object]:
+    envelope = json.loads(raw)
+    body = json.loads(base64.b64decode(envelope["body"]))
+    return body[0]  # type: ignore[no-any-return]
+
+
+def test_a_bulk_submit_packs_consecutive_jobs_of_one_operation(redis_url: str) -> None:
+    # Given a producer packing up to 4 jobs per message, on a queue no worker reads
+    queue = f"packing-{uuid.uuid4().hex[:8]}"
+    settings = ProducerSettings(redis_url=redis_url, queue=queue, jobs_per_message=4)  # type: ignore[arg-type]
+    with FaceQueue(settings) as fq:
+        # When it submits 10 DetectFaces, then 2 ListFaces, then 1 DetectFaces
+        prepared = [jobs.detect_faces(f"s3://photos/{i}.jpg") for i in range(10)]
+        prepared += [jobs.list_faces("people"), jobs.list_faces("people"), jobs.detect_faces("s3://photos/x.jpg")]
+        batch = fq.submit_many(prepared)
+        detect = [_message_args(m) for m in reversed(fq.redis.lrange(queue_for(queue, Operation.DETECT_FACES), 0, -1))]
+        listing = [_message_args(m) for m in fq.redis.lrange(queue_for(queue, Operation.LIST_FACES), 0, -1)]
+    # Then each operation's queue holds messages of at most 4 jobs, in order, one job per message only when alone
+    assert [len(a[0]) if isinstance(a[0], list) else 1 for a in detect] == [4, 4, 2, 1]
+    assert [len(a[0]) for a in listing] == [2]
+    sent = [j["job_id"] for a in detect for j in (a[0] if isinstance(a[0], list) else [a[0]])]  # type: ignore[index]
+    assert sent == [*batch.job_ids[:10], batch.job_ids[12]]
+
+
+def test_every_job_of_a_packed_batch_is_published_once(stack: Callable[..., tuple]) -> None:
+    # Given one worker and a batch of 30 distinct photos, 8 to a message
+    fq, standin, start = stack("--delay-ms", "50")
+    start(concurrency=16)
+    batch = fq.submit_many(jobs.detect_faces(PHOTO + i.to_bytes(2, "big")) for i in range(30))
+    # When the batch is done
+    results = fq.wait(batch.batch_id, timeout_s=120)
+    # Then every job has exactly one result of its own, and each called Rekognition once
+    assert account(fq.redis, fq, batch) == {"submitted": 30, "succeeded": 30, "failed": 0, "lost": 0, "duplicated": 0}
+    assert sorted(r.job_id for r in results) == sorted(batch.job_ids)
+    assert standin.stats()["calls"] == 30
+
+
+def test_a_worker_weighs_a_message_by_its_jobs(stack: Callable[..., tuple]) -> None:
+    # Given a worker running 8 jobs at once, a slow endpoint, and 64 jobs sent 8 to a message
+    fq, _standin, start = stack("--delay-ms", "300")
+    start(concurrency=8)
+    batch = fq.submit_many(jobs.detect_faces(PHOTO + i.to_bytes(2, "big")) for i in range(64))
+    # When we watch kombu's reservations (the unacked hash) for our queue until the batch is done
+    queue = queue_for(fq.settings.queue, Operation.DETECT_FACES)
+    most = 0
+    deadline = time.monotonic() + 120
+    while not fq.progress(batch.batch_id).finished and time.monotonic() < deadline:
+        reserved = [json.loads(raw) for raw in fq.redis.hvals("unacked")]
+        mine = [r for r in reserved if r[0]["properties"]["delivery_info"]["routing_key"] == queue]
+        most = max(most, len(mine))
+        time.sleep(0.02)  # sampling, not synchronisation: the loop ends on the batch's own progress
+    # Then it held one message (8 jobs) at a time, plus one taken before the count caught up, never 8 messages
+    assert fq.progress(batch.batch_id).succeeded == 64
+    assert 1 <= most <= 2
+
+
+@pytest.fixture
+def sender(redis_url: str) -> Celery:
+    """A bare Celery app, as a service that knows only the task names and the JSON contract would have."""
+    app = Celery("sender", broker=redis_url, backend=redis_url, set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"], result_accept_content=["json"])
+    return app
+
+
+def test_a_list_sent_by_task_name_runs_each_job_on_its_own(
+    sender: Celery, redis_url: str, worker_queue: str, worker: WorkerProcess, redis_client: redis.Redis
+) -> None:
+    # Given a list of two jobs, one good and one that breaks the contract, sent by task name
+    image, blobs = jobs.image_source(grace_hopper())
+    redis_client.set(image.key, next(iter(blobs.values())), ex=600)
+    good = {"job_id": uuid.uuid4().hex, "operation": "DetectFaces", "image": image.model_dump()}
+    bad = {"job_id": uuid.uuid4().hex, "operation": "DetectFaces", "image": {"kind": "s3", "bucket": "b!", "key": ""}}
+    async_result = sender.send_task(TASK_NAMES[Operation.DETECT_FACES], args=[[good, bad]], queue=worker_queue)
+    # When the worker has run the message
+    envelopes = [ResultEnvelope.model_validate(e) for e in async_result.get(timeout=60)]
+    # Then Celery's result is the list of both envelopes, and each job was published under its own id
+    assert [e.job_id for e in envelopes] == [good["job_id"], bad["job_id"]]
+    assert envelopes[0].status is JobStatus.SUCCEEDED and envelopes[0].face_count() == 1
+    assert envelopes[1].status is JobStatus.FAILED and envelopes[1].error.code == "InvalidJob"  # type: ignore[union-attr]
+    with FaceQueue(ProducerSettings(redis_url=redis_url, queue=worker_queue)) as fq:  # type: ignore[arg-type]
+        assert fq.get_result(good["job_id"]) == envelopes[0]
+    assert worker.alive
+
+
+def test_a_list_over_the_limit_is_refused_job_by_job(
+    sender: Celery, redis_url: str, worker_queue: str, worker: WorkerProcess
+) -> None:
+    # Given a message of one job more than the contract allows
+    listed = [
+        {"job_id": uuid.uuid4().hex, "operation": "DetectFaces", "image": {"kind": "s3", "bucket": "b", "key": "k"}}
+        for _ in range(MAX_JOBS_PER_MESSAGE + 1)
+    ]
+    async_result = sender.send_task(TASK_NAMES[Operation.DETECT_FACES], args=[listed], queue=worker_queue)
+    envelopes = [ResultEnvelope.model_validate(e) for e in async_result.get(timeout=60)]
+    # Then every job gets a failed result that says why, and none reached Rekognition
+    assert [e.job_id for e in envelopes] == [j["job_id"] for j in listed]
+    assert {(e.status, e.error.code, e.attempts) for e in envelopes} == {(JobStatus.FAILED, "InvalidJob", 0)}  # type: ignore[union-attr]
+    assert f"at most {MAX_JOBS_PER_MESSAGE} jobs" in envelopes[0].error.message  # type: ignore[union-attr]
+    assert worker.alive
