@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,6 +98,13 @@ def standin(*args: str) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait()
+
+
+def standin_stats(url: str, path: str = "/stats", method: str = "GET") -> dict[str, float]:
+    """What the stand-in has seen (calls, throttles, accepted rate); POST /reset clears it."""
+    request = urllib.request.Request(f"{url}{path}", method=method)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
 
 
 def aws_env(rekognition_url: str, redis_url: str, **extra: str) -> dict[str, str]:

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import time
-import urllib.request
 from dataclasses import dataclass
 
 import redis
-from _stack import aws_env, celery_worker, redis_server, standin
+from _stack import aws_env, celery_worker, redis_server, standin, standin_stats
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
@@ -83,12 +81,6 @@ def _celery_run(name: str, redis_url: str, endpoint: str, task: str, arg: str | 
     return Run(name, processes, n, seconds)
 
 
-def _calls(endpoint: str) -> int:
-    """DetectFaces calls the stand-in has answered so far."""
-    with urllib.request.urlopen(f"{endpoint}/stats", timeout=10) as reply:
-        return int(json.load(reply)["calls"])
-
-
 def _facequeue_run(redis_url: str, endpoint: str, n: int, concurrency: int, photo: bytes) -> Run:
     client = redis.Redis.from_url(redis_url)
     env = aws_env(endpoint, redis_url, FACEQUEUE_CONCURRENCY=str(concurrency))
@@ -96,14 +88,14 @@ def _facequeue_run(redis_url: str, endpoint: str, n: int, concurrency: int, phot
     # misses and every job pays for its own Rekognition call, blob read and publish.
     photos = [photo + i.to_bytes(4, "big") for i in range(n)]
     with celery_worker("worker.app", env), FaceQueue(ProducerSettings(redis_url=redis_url)) as fq:  # type: ignore[arg-type]
-        calls_before = _calls(endpoint)
+        calls_before = int(standin_stats(endpoint)["calls"])
         started = time.perf_counter()
         batch = fq.submit_many(jobs.detect_faces(p) for p in photos)
         seconds = _wait_all(client, [result_key(job_id) for job_id in batch.job_ids], started)
         failed = fq.progress(batch.batch_id).failed
         if failed:
             raise SystemExit(f"{failed} facequeue jobs failed; the benchmark is void")
-        calls = _calls(endpoint) - calls_before
+        calls = int(standin_stats(endpoint)["calls"]) - calls_before
         if calls < n:
             raise SystemExit(f"only {calls} Rekognition calls for {n} jobs: results came from a cache; void")
     return Run(f"facequeue (threads -c {concurrency}, 1 process)", 1, n, seconds)

@@ -14,20 +14,13 @@ import argparse
 import contextlib
 import json
 import time
-import urllib.request
 
-from _stack import aws_env, celery_worker, redis_server, standin
+from _stack import aws_env, celery_worker, redis_server, standin, standin_stats
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
 from producer.contract import TASK_NAMES, Operation
 from producer.demo_photos import demo_photos
-
-
-def _stats(url: str, path: str = "/stats", method: str = "GET") -> dict[str, float]:
-    request = urllib.request.Request(f"{url}{path}", method=method)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
 
 
 def run(name: str, args: argparse.Namespace, photo: bytes, use_limiter: bool) -> tuple[str, dict[str, float], float]:
@@ -54,7 +47,7 @@ def run(name: str, args: argparse.Namespace, photo: bytes, use_limiter: bool) ->
                 results = fq.wait(batch.batch_id, timeout_s=600)
                 seconds = time.perf_counter() - started
                 failed = sum(r.error is not None for r in results)
-            stats = _stats(url)
+            stats = standin_stats(url)
             stats["failed_jobs"] = failed
     return name, stats, seconds
 
