@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.workers",
     "tests.fixtures.standin",
+    "tests.fixtures.chaos",
 ]

@@ -14,12 +14,9 @@ from celery import Celery
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import MAX_JOBS_PER_MESSAGE, TASK_NAMES, Operation, ResultEnvelope, queue_for
+from tests.fixtures.chaos import PHOTO, account
 from tests.fixtures.workers import WorkerProcess
-from tests.integration import test_reliability
-from tests.integration.test_reliability import PHOTO, account
 from tests.photos import grace_hopper
-
-stack = test_reliability.stack  # the chaos tests' fixture: a stand-in, a queue of our own, a worker starter
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -7,76 +7,16 @@ Against real processes: real redis-servers, real worker processes, and the fault
 from __future__ import annotations
 
 import signal
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis
 
-from producer import FaceQueue, JobStatus, ProducerSettings, jobs
-from producer.client import BatchHandle
+from producer import JobStatus, jobs
+from tests.fixtures.chaos import PHOTO, account
 from tests.fixtures.redis import RedisServer, wait_until
-from tests.fixtures.standin import StandIn, StartStandIn
-from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
-
-PHOTO = grace_hopper().read_bytes()
-# Short timeouts so recovery happens within the test: a killed worker's jobs are redelivered after 15 s.
-CHAOS = {
-    "cache_ttl_s": "0",
-    "job_timeout_s": "5",
-    "visibility_timeout_s": "15",
-    "restore_interval_s": "1",
-    "backoff_base_s": "0.05",
-    "backoff_cap_s": "0.5",
-}
-
-
-def account(client: redis.Redis, fq: FaceQueue, batch: BatchHandle) -> dict[str, int]:
-    """Count a batch's outcome from the results stream itself: lost = no entry, duplicated = extra entries."""
-    mine = set(batch.job_ids)
-    entries = Counter(
-        fields[b"job_id"].decode()
-        for _, fields in client.xrange(fq.settings.results_stream)
-        if fields[b"job_id"].decode() in mine
-    )
-    progress = fq.progress(batch.batch_id)
-    summary = {
-        "submitted": len(batch),
-        "succeeded": progress.succeeded,
-        "failed": progress.failed,
-        "lost": sum(1 for job_id in mine if entries[job_id] == 0),
-        "duplicated": sum(count - 1 for count in entries.values() if count > 1),
-    }
-    print(" ".join(f"{k}={v}" for k, v in summary.items()))
-    return summary
-
-
-@pytest.fixture
-def stack(
-    redis_url: str, moto_s3_url: str, start_standin: StartStandIn, start_worker: Callable[..., WorkerProcess]
-) -> Iterator[Callable[..., tuple[FaceQueue, StandIn, Callable[..., WorkerProcess]]]]:
-    """A stand-in with the given options and a queue of our own; returns a client, the stand-in, a worker starter."""
-    clients: list[FaceQueue] = []
-
-    def make(
-        *standin_args: str, redis_at: str | None = None, **settings: str
-    ) -> tuple[FaceQueue, StandIn, Callable[..., WorkerProcess]]:
-        standin = start_standin(*standin_args)
-        queue = f"chaos-{uuid.uuid4().hex[:8]}"
-        url = redis_at or redis_url
-        env = worker_environment(url, standin.url, moto_s3_url, queue, **{**CHAOS, **settings})
-        fq = FaceQueue(ProducerSettings(redis_url=url, queue=queue))  # type: ignore[arg-type]
-        clients.append(fq)
-        return fq, standin, lambda concurrency=64: start_worker(env, concurrency=concurrency)
-
-    yield make
-    for fq in clients:
-        fq.close()
 
 
 def test_sigkill_with_jobs_in_flight_loses_nothing_and_duplicates_nothing(stack: Callable[..., tuple]) -> None:
