@@ -83,6 +83,11 @@ async def process(
                 # Redelivered after its result was published (a crash between publish and ack): never pay twice.
                 return already.model_dump(mode="json", exclude_none=True)
             envelope = await run_job(job, deps, redelivered)
+    return await _publish(publisher, envelope, payload, job)
+
+
+async def _publish(publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None) -> dict[str, Any]:
+    """Publish once; return the envelope that stands for the job, as JSON data."""
     standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else ())
     return standing.model_dump(mode="json", exclude_none=True)
 
@@ -103,9 +108,10 @@ async def process_many(
     ids = [f"{task_id}-{i}" for i in range(len(payloads))]
     if len(payloads) > MAX_JOBS_PER_MESSAGE:
         message = f"a task message carries at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried {len(payloads)}"
-        refusals = [_refusal(p, i, operation, message, deps.worker) for p, i in zip(payloads, ids, strict=True)]
-        published = [await publisher.publish(r, p) for r, p in zip(refusals, payloads, strict=True)]
-        return [standing.model_dump(mode="json", exclude_none=True) for standing, _ in published]
+        return [
+            await _publish(publisher, _refusal(p, i, operation, message, deps.worker), p, None)
+            for p, i in zip(payloads, ids, strict=True)
+        ]
     outcomes = await asyncio.gather(
         *(process(p, operation, i, deps, publisher, redelivered) for p, i in zip(payloads, ids, strict=True)),
         return_exceptions=True,
