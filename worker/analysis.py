@@ -7,11 +7,12 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from producer.contract import (
+    BlobImage,
     CompareFacesJob,
     IndexFacesJob,
     Job,
@@ -19,13 +20,15 @@ from producer.contract import (
     JobStatus,
     ResultEnvelope,
     S3Image,
+    cache_key,
     job_images,
+    result_key,
     utcnow,
 )
 from worker import metrics
-from worker.cache import ResponseCache, cacheable, fingerprint
+from worker.cache import CacheEntry, ResponseCache, cacheable, fingerprint
 from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
-from worker.images import S3Heads, identity, rekognition_image
+from worker.images import JobReads, blob_identity, identity, rekognition_image
 from worker.ratelimit import RateLimiter
 from worker.settings import WorkerSettings
 
@@ -85,6 +88,7 @@ class Deps:
 class _Outcome:
     attempts: int = 0
     rekognition_ms: float = 0.0
+    cache_entry: CacheEntry | None = None
 
 
 def classify(exc: BaseException) -> JobFailure:
@@ -158,11 +162,11 @@ async def _with_retries(
                 metrics.CALL_SECONDS.labels(operation).observe(elapsed)
 
 
-async def _request(job: Job, deps: Deps, heads: S3Heads) -> dict[str, Any]:
+async def _request(job: Job, deps: Deps, reads: JobReads) -> dict[str, Any]:
     """Build the Rekognition request for a job, fetching and normalising its images."""
     params = job.request()
     s = deps.settings
-    fetch = dict(redis=deps.redis, s3=deps.s3, heads=heads, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
+    fetch = dict(redis=deps.redis, s3=deps.s3, reads=reads, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
     if isinstance(job, CompareFacesJob):
         source, target = await asyncio.gather(
             rekognition_image(job.source, **fetch), rekognition_image(job.target, **fetch)
@@ -173,15 +177,26 @@ async def _request(job: Job, deps: Deps, heads: S3Heads) -> dict[str, Any]:
     return params
 
 
-async def _cached(job: Job, deps: Deps, heads: S3Heads) -> tuple[str | None, dict[str, Any] | None]:
+def prefetch_keys(job: Job, deps: Deps) -> list[str]:
+    """The Redis keys a job reads that are known before it runs, for one MGET: its result key, its image blobs, and
+    its cache entry when every image is a blob (an S3 image's cache key needs the object's ETag first)."""
+    images = job_images(job)
+    blobs = [image for image in images if isinstance(image, BlobImage)]
+    keys = [result_key(job.job_id), *(blob.key for blob in blobs)]
+    if deps.cache is not None and deps.cache.ttl_s and cacheable(job) and len(blobs) == len(images):
+        keys.append(cache_key(fingerprint(job, [blob_identity(blob) for blob in blobs])))
+    return keys
+
+
+async def _cached(job: Job, deps: Deps, reads: JobReads) -> tuple[str | None, dict[str, Any] | None]:
     """The job's cache fingerprint and stored response, when the job may use the cache."""
     if deps.cache is None or not deps.cache.ttl_s or not cacheable(job):
         return None, None
     ids = await _with_retries(
-        lambda: asyncio.gather(*(identity(image, heads) for image in job_images(job))), deps, _Outcome()
+        lambda: asyncio.gather(*(identity(image, reads) for image in job_images(job))), deps, _Outcome()
     )
     fp = fingerprint(job, ids)
-    return fp, await deps.cache.get(fp)
+    return fp, await deps.cache.get(fp, reads)
 
 
 def _check_s3_allowed(job: Job, allowed: list[str]) -> None:
@@ -199,20 +214,18 @@ def _check_s3_allowed(job: Job, allowed: list[str]) -> None:
             )
 
 
-async def _call(job: Job, deps: Deps, outcome: _Outcome) -> tuple[dict[str, Any], bool]:
+async def _call(job: Job, deps: Deps, outcome: _Outcome, reads: JobReads) -> tuple[dict[str, Any], bool]:
     """Rekognition's response for a job (less ResponseMetadata), and whether it came from the cache."""
     _check_s3_allowed(job, deps.settings.s3_allowed)
-    # One ranged read per S3 image serves both the cache key (its ETag) and the format check (its header).
-    heads = S3Heads(deps.s3, deps.settings.max_image_bytes)
-    fp, stored = await _cached(job, deps, heads)
+    fp, stored = await _cached(job, deps, reads)
     if stored is not None:
         return stored, True
-    params = await _request_with_transient_retries(job, deps, heads)
+    params = await _request_with_transient_retries(job, deps, reads)
     method = getattr(deps.rekognition, _METHODS[job.operation.value])
     response: dict[str, Any] = await _with_retries(lambda: method(**params), deps, outcome, job.operation.value)
     response.pop("ResponseMetadata", None)
     if fp is not None and deps.cache is not None:
-        await deps.cache.put(fp, response)
+        outcome.cache_entry = deps.cache.entry(fp, response)
     return response, False
 
 
@@ -251,8 +264,16 @@ async def _remove_earlier_copies(job: IndexFacesJob, response: dict[str, Any], d
         log.warning("job %s redelivered: removed %d face(s) its earlier run had indexed", job.job_id, len(stale))
 
 
-async def run_job(job: Job, deps: Deps, redelivered: bool = False) -> ResultEnvelope:
-    """Run a job against Rekognition (or the cache) and return its envelope; never raises for a bad job."""
+async def run_job(
+    job: Job, deps: Deps, redelivered: bool = False, redis_values: Mapping[str, bytes | None] | None = None
+) -> tuple[ResultEnvelope, CacheEntry | None]:
+    """Run a job against Rekognition (or the cache); never raises for a bad job.
+
+    Returns its envelope and the cache entry to store with it (publish.py writes both in one round trip).
+    ``redis_values`` holds the job's prefetch_keys, read in one MGET by the caller.
+    """
+    # One ranged read per S3 image serves both the cache key (its ETag) and the format check (its header).
+    reads = JobReads(deps.s3, deps.settings.max_image_bytes, redis_values)
     started_at = utcnow()
     outcome = _Outcome()
     response: dict[str, Any] | None = None
@@ -260,7 +281,7 @@ async def run_job(job: Job, deps: Deps, redelivered: bool = False) -> ResultEnve
     cached = False
     try:
         async with asyncio.timeout(deps.settings.job_timeout_s):
-            response, cached = await _call(job, deps, outcome)
+            response, cached = await _call(job, deps, outcome, reads)
             if redelivered and isinstance(job, IndexFacesJob):
                 await _remove_earlier_copies(job, response, deps)
     except ShuttingDown:
@@ -279,7 +300,7 @@ async def run_job(job: Job, deps: Deps, redelivered: bool = False) -> ResultEnve
     metrics.JOBS.labels(job.operation.value, "failed" if error else "succeeded").inc()
     if cached:
         metrics.CACHE_HITS.labels(job.operation.value).inc()
-    return ResultEnvelope(
+    envelope = ResultEnvelope(
         job_id=job.job_id,
         batch_id=job.batch_id,
         operation=job.operation.value,
@@ -296,8 +317,9 @@ async def run_job(job: Job, deps: Deps, redelivered: bool = False) -> ResultEnve
         rekognition_ms=round(outcome.rekognition_ms, 3),
         worker=deps.worker or None,
     )
+    return envelope, (outcome.cache_entry if error is None else None)
 
 
-async def _request_with_transient_retries(job: Job, deps: Deps, heads: S3Heads) -> dict[str, Any]:
+async def _request_with_transient_retries(job: Job, deps: Deps, reads: JobReads) -> dict[str, Any]:
     """Fetch a job's images; S3 hiccups (5xx, connection) are retried like Rekognition's, on their own count."""
-    return await _with_retries(lambda: _request(job, deps, heads), deps, _Outcome())  # type: ignore[no-any-return]
+    return await _with_retries(lambda: _request(job, deps, reads), deps, _Outcome())  # type: ignore[no-any-return]

@@ -10,11 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from producer.contract import Job, Operation, cache_key
 
+if TYPE_CHECKING:
+    from worker.images import JobReads
+
 CACHEABLE = frozenset({Operation.DETECT_FACES, Operation.COMPARE_FACES})
+
+
+class CacheEntry(NamedTuple):
+    """A response to store in the cache: key, JSON, seconds to keep."""
+
+    key: str
+    value: str
+    ttl_s: int
 
 
 def cacheable(job: Job) -> bool:
@@ -39,14 +50,15 @@ class ResponseCache:
         self._redis = redis
         self.ttl_s = ttl_s
 
-    async def get(self, fp: str) -> dict[str, Any] | None:
-        """The stored response for a fingerprint, if any."""
+    async def get(self, fp: str, reads: JobReads) -> dict[str, Any] | None:
+        """The stored response for a fingerprint, if any (from the job's prefetch when it holds the key)."""
         if not self.ttl_s:
             return None
-        raw = await self._redis.get(cache_key(fp))
+        raw = await reads.redis_get(self._redis, cache_key(fp))
         return json.loads(raw) if raw else None
 
-    async def put(self, fp: str, response: dict[str, Any]) -> None:
-        """Store a response (first writer wins: concurrent duplicates store the same answer once)."""
-        if self.ttl_s:
-            await self._redis.set(cache_key(fp), json.dumps(response, default=str), ex=self.ttl_s, nx=True)
+    def entry(self, fp: str, response: dict[str, Any]) -> CacheEntry | None:
+        """What to store for a fresh response; the publish script writes it (first writer wins), saving a round trip."""
+        if not self.ttl_s:
+            return None
+        return CacheEntry(cache_key(fp), json.dumps(response, default=str), self.ttl_s)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +124,9 @@ def normalise(data: bytes, max_pixels: int, limit_bytes: int = BYTES_LIMIT) -> b
     return encoded
 
 
-async def read_blob(redis: Any, source: BlobImage) -> bytes:
-    """Return a blob's bytes from Redis, checked against its content hash."""
-    data = await redis.get(source.key)
+async def read_blob(redis: Any, source: BlobImage, reads: JobReads) -> bytes:
+    """Return a blob's bytes from Redis (or the job's prefetch), checked against its content hash."""
+    data = await reads.redis_get(redis, source.key)
     if data is None:
         raise PermanentError(
             "ImageBlobMissing",
@@ -180,33 +181,41 @@ async def _s3_get(s3: Any, source: S3Image, max_bytes: int, header_only: bool) -
         raise _s3_failure(exc, source) from None
 
 
-class S3Heads:
-    """One job's ranged reads of its S3 images, made once: the cache key needs the ETag, the format check the bytes."""
+class JobReads:
+    """One job's reads, each made once: its S3 objects' ranged heads (the cache key needs the ETag, the format check
+    the bytes), and the Redis values fetched for it in one MGET before it ran (analysis.prefetch_keys)."""
 
-    def __init__(self, s3: Any, max_bytes: int) -> None:
+    def __init__(self, s3: Any, max_bytes: int, redis_values: Mapping[str, bytes | None] | None = None) -> None:
         self._s3 = s3
         self._max_bytes = max_bytes
         self._heads: dict[tuple[str, str, str | None], tuple[bytes, int, str]] = {}
+        self._values = dict(redis_values or {})
 
-    async def get(self, source: S3Image) -> tuple[bytes, int, str]:
+    async def head(self, source: S3Image) -> tuple[bytes, int, str]:
         """The first HEADER_BYTES of an object, its full size and its ETag."""
         key = (source.bucket, source.key, source.version)
         if key not in self._heads:
             self._heads[key] = await _s3_get(self._s3, source, self._max_bytes, header_only=True)
         return self._heads[key]
 
+    async def redis_get(self, redis: Any, key: str) -> bytes | None:
+        """A Redis value: the prefetched one the first time (None: the key did not exist), then Redis again."""
+        if key in self._values:
+            return self._values.pop(key)
+        return await redis.get(key)  # type: ignore[no-any-return]
+
 
 async def rekognition_image(
-    source: ImageSource, *, redis: Any, s3: Any, heads: S3Heads, max_pixels: int, max_bytes: int
+    source: ImageSource, *, redis: Any, s3: Any, reads: JobReads, max_pixels: int, max_bytes: int
 ) -> dict[str, Any]:
     """Return the Rekognition ``Image`` parameter for a source: S3Object when usable as is, else Bytes."""
     if isinstance(source, BlobImage):
-        data = await read_blob(redis, source)
+        data = await read_blob(redis, source, reads)
         # A header read is tens of microseconds: do it on the loop, and leave the thread pool to real decoding.
         if inspect(data, max_pixels).usable_as_is() and len(data) <= BYTES_LIMIT:
             return {"Bytes": data}
         return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
-    head, total, _etag = await heads.get(source)
+    head, total, _etag = await reads.head(source)
     try:
         facts: ImageFacts | None = inspect(head, max_pixels)
     except PermanentError:
@@ -220,12 +229,17 @@ async def rekognition_image(
     return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
 
 
-async def identity(source: ImageSource, heads: S3Heads) -> str:
+def blob_identity(source: BlobImage) -> str:
+    """A blob's content name, known without any read."""
+    return f"sha256:{source.sha256}"
+
+
+async def identity(source: ImageSource, reads: JobReads) -> str:
     """A stable name for an image's content: its hash, its S3 version, or its S3 ETag (from the ranged read the
     format check needs anyway)."""
     if isinstance(source, BlobImage):
-        return f"sha256:{source.sha256}"
+        return blob_identity(source)
     if source.version:
         return f"s3:{source.bucket}/{source.key}?versionId={source.version}"
-    _head, _total, etag = await heads.get(source)
+    _head, _total, etag = await reads.head(source)
     return f"s3:{source.bucket}/{source.key}#{etag}"

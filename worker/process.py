@@ -19,7 +19,8 @@ from producer.contract import (
     parse_job,
     utcnow,
 )
-from worker.analysis import Deps, run_job
+from worker.analysis import Deps, prefetch_keys, run_job
+from worker.cache import CacheEntry
 from worker.errors import ShuttingDown
 from worker.publish import Publisher
 
@@ -78,17 +79,23 @@ async def process(
                 deps.worker,
             )
         else:
-            already = await publisher.published(job.job_id)
+            # One round trip for what the job reads from Redis before it runs: result key, blobs, cache entry.
+            keys = prefetch_keys(job, deps)
+            values = dict(zip(keys, await deps.redis.mget(keys), strict=True))
+            already = await publisher.published(job.job_id, values)
             if already is not None:
                 # Redelivered after its result was published (a crash between publish and ack): never pay twice.
                 return already.model_dump(mode="json", exclude_none=True)
-            envelope = await run_job(job, deps, redelivered)
+            envelope, cache = await run_job(job, deps, redelivered, values)
+            return await _publish(publisher, envelope, payload, job, cache)
     return await _publish(publisher, envelope, payload, job)
 
 
-async def _publish(publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None) -> dict[str, Any]:
-    """Publish once; return the envelope that stands for the job, as JSON data."""
-    standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else ())
+async def _publish(
+    publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None, cache: CacheEntry | None = None
+) -> dict[str, Any]:
+    """Publish once (with the job's fresh cache entry, if any); return the envelope that stands, as JSON data."""
+    standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else (), cache)
     return standing.model_dump(mode="json", exclude_none=True)
 
 

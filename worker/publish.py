@@ -8,7 +8,7 @@ first envelope back, so Celery's result backend agrees with the stream.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from producer.contract import (
@@ -23,16 +23,21 @@ from producer.contract import (
     done_channel,
     result_key,
 )
+from worker.cache import CacheEntry
 
 _PUBLISH = """
 -- KEYS: result key, results stream, batch hash, batch stream (the last two empty without a batch), dead-letter
--- index, dead-letter key
+-- index, dead-letter key, response-cache key ('' when nothing is to be cached)
 -- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel, dead letter JSON ('' unless failed),
--- then the job's blob keys to release (succeeded jobs only: a dead letter keeps its image for a retry)
+-- cached response JSON, cache ttl seconds, then the job's blob keys to release (succeeded jobs only: a dead letter
+-- keeps its image for a retry)
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
 end
-for i = 8, #ARGV do
+if KEYS[7] ~= '' then
+  redis.call('SET', KEYS[7], ARGV[8], 'NX', 'EX', ARGV[9])
+end
+for i = 10, #ARGV do
   if redis.call('DECR', ARGV[i] .. ':refs') <= 0 then
     redis.call('DEL', ARGV[i], ARGV[i] .. ':refs')
   end
@@ -65,12 +70,17 @@ class Publisher:
         self._ttl_s = ttl_s
 
     async def publish(
-        self, envelope: ResultEnvelope, job: Any = None, release: Sequence[BlobImage] = ()
+        self,
+        envelope: ResultEnvelope,
+        job: Any = None,
+        release: Sequence[BlobImage] = (),
+        cache: CacheEntry | None = None,
     ) -> tuple[ResultEnvelope, bool]:
         """Publish unless already published; return the envelope that stands and whether this call published it.
 
         A failed envelope also becomes a dead letter, kept with ``job`` (the job as received) so it can be retried;
-        a succeeded one releases the job's references to the blobs in ``release``.
+        a succeeded one releases the job's references to the blobs in ``release``, and stores ``cache`` (a fresh
+        Rekognition response) in the response cache in the same round trip.
         """
         batch = envelope.batch_id
         envelope_json = envelope.model_dump_json(exclude_none=True)
@@ -87,6 +97,7 @@ class Publisher:
             batch_stream_key(batch) if batch else "",
             DEAD_LETTERS_KEY,
             dead_letter_key(envelope.job_id),
+            cache.key if cache else "",
         ]
         args = [
             envelope_json,
@@ -96,6 +107,8 @@ class Publisher:
             self._maxlen,
             done_channel(envelope.job_id),
             dead,
+            cache.value if cache else "",
+            cache.ttl_s if cache else 0,
             *blobs,
         ]
         if await self._script(keys=keys, args=args):
@@ -103,7 +116,11 @@ class Publisher:
         existing = await self._redis.get(result_key(envelope.job_id))
         return (ResultEnvelope.model_validate_json(existing) if existing else envelope), False
 
-    async def published(self, job_id: str) -> ResultEnvelope | None:
-        """Return the job's published envelope, if any (a redelivered job checks this before paying again)."""
-        existing = await self._redis.get(result_key(job_id))
+    async def published(self, job_id: str, prefetched: Mapping[str, bytes | None]) -> ResultEnvelope | None:
+        """Return the job's published envelope, if any (a redelivered job checks this before paying again).
+
+        ``prefetched`` holds the result key when the caller read it with the job's other keys (one MGET).
+        """
+        key = result_key(job_id)
+        existing = prefetched[key] if key in prefetched else await self._redis.get(key)
         return ResultEnvelope.model_validate_json(existing) if existing else None
