@@ -41,7 +41,10 @@ def run(name: str, args: argparse.Namespace, photo: bytes, use_limiter: bool) ->
                 control = Celery(broker=redis_url, set_as_current=False).control
                 per_worker = args.quota / args.workers
                 control.rate_limit(TASK_NAMES[Operation.DETECT_FACES], f"{per_worker}/s", reply=True, timeout=5)
-            with FaceQueue(ProducerSettings(redis_url=redis_url)) as fq:  # type: ignore[arg-type]
+            # Celery's rate_limit counts messages, not jobs: its baseline sends one job per message, as a Celery
+            # user would; facequeue's limiter counts Rekognition calls, so it takes the default packing.
+            per_message = {} if use_limiter else {"jobs_per_message": 1}
+            with FaceQueue(ProducerSettings(redis_url=redis_url, **per_message)) as fq:  # type: ignore[arg-type]
                 started = time.perf_counter()
                 batch = fq.submit_many(jobs.detect_faces(photo) for _ in range(args.jobs))
                 results = fq.wait(batch.batch_id, timeout_s=600)
