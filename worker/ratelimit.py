@@ -13,7 +13,7 @@ second (additive increase, multiplicative decrease, as TCP does).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from producer.contract import rate_key
 
@@ -24,7 +24,8 @@ FLOOR = 0.1
 
 _RESERVE = """
 -- KEYS[1]: limiter hash. ARGV: configured rate, burst (calls), event ('reserve' | 'throttled'), climb/s, backoff,
--- floor. Returns the milliseconds the caller must wait before its call (0: go now), and the rate now in force.
+-- floor. Returns the milliseconds the caller must wait before its call (0: go now), the rate now in force, and the
+-- slot itself in seconds on Redis's clock (a reply's wait depends on when it was asked; the slots do not).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local cfg = tonumber(ARGV[1])
@@ -37,7 +38,7 @@ if ARGV[3] == 'throttled' then
   rate = math.max(cfg * tonumber(ARGV[6]), rate * tonumber(ARGV[5]))
   redis.call('HSET', KEYS[1], 'rate', rate, 'updated', now)
   redis.call('EXPIRE', KEYS[1], 3600)
-  return {0, tostring(rate)}
+  return {0, tostring(rate), string.format('%.6f', now)}
 end
 rate = math.min(cfg, rate + cfg * tonumber(ARGV[4]) * math.max(0, now - updated))
 local interval = 1 / rate
@@ -47,8 +48,15 @@ redis.call('HSET', KEYS[1], 'tat', tat + interval, 'rate', rate, 'updated', now)
 redis.call('EXPIRE', KEYS[1], 3600)
 local wait = allowed_at - now
 if wait < 0 then wait = 0 end
-return {math.floor(wait * 1000 + 0.5), tostring(rate)}
+return {math.floor(wait * 1000 + 0.5), tostring(rate), string.format('%.6f', math.max(allowed_at, now))}
 """
+
+
+class Slot(NamedTuple):
+    """A reserved call slot: how long the caller waits, and when the slot falls on Redis's clock."""
+
+    wait_s: float
+    at_s: float
 
 
 class RateLimiter:
@@ -65,13 +73,17 @@ class RateLimiter:
 
     async def reserve(self, operation: str) -> float:
         """Reserve the next call slot; return the seconds to wait before making the call."""
+        return (await self.reserve_slot(operation)).wait_s
+
+    async def reserve_slot(self, operation: str) -> Slot:
+        """Reserve the next call slot; return the wait and the slot's time on Redis's clock (0 when unlimited)."""
         tps = self._limits.get(operation)
         if tps is None:
-            return 0.0
-        wait_ms, _rate = await self._script(
+            return Slot(0.0, 0.0)
+        wait_ms, _rate, at = await self._script(
             keys=[rate_key(operation)], args=[tps, self._burst, "reserve", CLIMB_PER_S, BACKOFF_FACTOR, FLOOR]
         )
-        return float(wait_ms) / 1000
+        return Slot(float(wait_ms) / 1000, float(at))
 
     async def throttled(self, operation: str) -> None:
         """Tell every process that Rekognition throttled this operation: slow down for all of them."""
