@@ -45,17 +45,22 @@ def test_a_bulk_submit_packs_consecutive_jobs_of_one_operation(redis_url: str) -
     assert sent == [*batch.job_ids[:10], batch.job_ids[12]]
 
 
-def test_every_job_of_a_packed_batch_is_published_once(stack: Callable[..., tuple]) -> None:
-    # Given one worker and a batch of 30 distinct photos, 8 to a message
+def test_every_job_of_a_packed_batch_is_published_once_and_only_by_facequeue(stack: Callable[..., tuple]) -> None:
+    # Given a batch of 30 distinct photos, 8 to a message, queued before its worker starts
     fq, standin, start = stack("--delay-ms", "50")
-    start(concurrency=16)
     batch = fq.submit_many(jobs.detect_faces(PHOTO + i.to_bytes(2, "big")) for i in range(30))
-    # When the batch is done
+    queued = fq.redis.lrange(queue_for(fq.settings.queue, Operation.DETECT_FACES), 0, -1)
+    task_ids = [json.loads(raw)["headers"]["id"] for raw in queued]
+    # When one worker runs the batch
+    start(concurrency=16)
     results = fq.wait(batch.batch_id, timeout_s=120)
     # Then every job has exactly one result of its own, and each called Rekognition once
     assert account(fq.redis, fq, batch) == {"submitted": 30, "succeeded": 30, "failed": 0, "lost": 0, "duplicated": 0}
     assert sorted(r.job_id for r in results) == sorted(batch.job_ids)
     assert standin.stats()["calls"] == 30
+    # And Celery's backend holds no second copy under the four messages' task ids, which nobody was given
+    assert len(task_ids) == 4
+    assert fq.redis.exists(*(f"celery-task-meta-{task_id}" for task_id in task_ids)) == 0
 
 
 def test_a_worker_weighs_a_message_by_its_jobs(stack: Callable[..., tuple]) -> None:
