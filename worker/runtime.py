@@ -28,6 +28,7 @@ from worker.analysis import Deps
 from worker.cache import ResponseCache
 from worker.publish import Publisher
 from worker.ratelimit import RateLimiter
+from worker.request_body import install as splice_image_bytes
 from worker.settings import WorkerSettings
 
 T = TypeVar("T")
@@ -76,6 +77,7 @@ class Runtime:
         rekognition = await self._stack.enter_async_context(
             session.client("rekognition", config=config, region_name=s.aws_region)
         )
+        splice_image_bytes(rekognition)
         s3 = await self._stack.enter_async_context(session.client("s3", config=config, region_name=s.aws_region))
         redis = aredis.Redis.from_url(
             str(s.redis_url),
