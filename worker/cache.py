@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import pydantic_core
+
 from producer.contract import Job, Operation, cache_key
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ class CacheEntry(NamedTuple):
     """A response to store in the cache: key, JSON, seconds to keep."""
 
     key: str
-    value: str
+    value: bytes
     ttl_s: int
 
 
@@ -61,4 +63,5 @@ class ResponseCache:
         """What to store for a fresh response; the publish script writes it (first writer wins), saving a round trip."""
         if not self.ttl_s:
             return None
-        return CacheEntry(cache_key(fp), json.dumps(response, default=str), self.ttl_s)
+        # pydantic-core's serialiser: the response is a few KB of nested JSON, and json.dumps cost ~3% of the loop.
+        return CacheEntry(cache_key(fp), pydantic_core.to_json(response, fallback=str), self.ttl_s)

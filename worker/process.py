@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -54,41 +55,57 @@ def _refusal(payload: Any, task_id: str, operation: Operation, message: str, wor
     )
 
 
+def _named(payload: Any, task_id: str) -> Any:
+    """The task argument, with the task id as its job id when it has none."""
+    if isinstance(payload, dict) and "job_id" not in payload and _ID.match(task_id):
+        # A consumer that only knows the task name and the contract (`celery call`, send_task) may leave the job
+        # id out: the Celery task id then names the job, so AsyncResult and the result key agree.
+        return {**payload, "job_id": task_id}
+    return payload
+
+
+def _admit(payload: Any, operation: Operation, task_id: str, worker: str) -> Job | ResultEnvelope:
+    """The job a task argument carries, or the refusal to publish in its place when it breaks the contract."""
+    try:
+        job = parse_job(payload)
+    except ValidationError as exc:
+        return _refusal(payload, task_id, operation, f"the job does not match the contract: {_describe(exc)}", worker)
+    if job.operation is not operation:
+        return _refusal(
+            payload, task_id, operation, f"task {operation.value} received a {job.operation.value} job", worker
+        )
+    return job
+
+
 async def process(
     payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher, redelivered: bool = False
 ) -> dict[str, Any]:
     """Handle one task message for ``operation`` and return the envelope that stands for it, as JSON data."""
-    if isinstance(payload, dict) and "job_id" not in payload and _ID.match(task_id):
-        # A consumer that only knows the task name and the contract (`celery call`, send_task) may leave the job
-        # id out: the Celery task id then names the job, so AsyncResult and the result key agree.
-        payload = {**payload, "job_id": task_id}
-    job: Job | None = None
-    try:
-        job = parse_job(payload)
-    except ValidationError as exc:
-        envelope = _refusal(
-            payload, task_id, operation, f"the job does not match the contract: {_describe(exc)}", deps.worker
-        )
-    else:
-        if job.operation is not operation:
-            envelope = _refusal(
-                payload,
-                task_id,
-                operation,
-                f"task {operation.value} received a {job.operation.value} job",
-                deps.worker,
-            )
-        else:
-            # One round trip for what the job reads from Redis before it runs: result key, blobs, cache entry.
-            keys = prefetch_keys(job, deps)
-            values = dict(zip(keys, await deps.redis.mget(keys), strict=True))
-            already = await publisher.published(job.job_id, values)
-            if already is not None:
-                # Redelivered after its result was published (a crash between publish and ack): never pay twice.
-                return already.model_dump(mode="json", exclude_none=True)
-            envelope, cache = await run_job(job, deps, redelivered, values)
-            return await _publish(publisher, envelope, payload, job, cache)
-    return await _publish(publisher, envelope, payload, job)
+    payload = _named(payload, task_id)
+    admitted = _admit(payload, operation, task_id, deps.worker)
+    if isinstance(admitted, ResultEnvelope):
+        return await _publish(publisher, admitted, payload, None)
+    # One round trip for what the job reads from Redis before it runs: result key, blobs, cache entry.
+    keys = prefetch_keys(admitted, deps)
+    values = dict(zip(keys, await deps.redis.mget(keys), strict=True))
+    return await _run(admitted, payload, values, deps, publisher, redelivered)
+
+
+async def _run(
+    job: Job,
+    payload: Any,
+    values: Mapping[str, bytes | None],
+    deps: Deps,
+    publisher: Publisher,
+    redelivered: bool,
+) -> dict[str, Any]:
+    """Run an admitted job whose prefetch_keys were read into ``values``, and publish it once."""
+    already = await publisher.published(job.job_id, values)
+    if already is not None:
+        # Redelivered after its result was published (a crash between publish and ack): never pay twice.
+        return already.model_dump(mode="json", exclude_none=True)
+    envelope, cache = await run_job(job, deps, redelivered, values)
+    return await _publish(publisher, envelope, payload, job, cache)
 
 
 async def _publish(
@@ -119,8 +136,18 @@ async def process_many(
             await _publish(publisher, _refusal(p, i, operation, message, deps.worker), p, None)
             for p, i in zip(payloads, ids, strict=True)
         ]
+    payloads = [_named(p, i) for p, i in zip(payloads, ids, strict=True)]
+    admitted = [_admit(p, operation, i, deps.worker) for p, i in zip(payloads, ids, strict=True)]
+    # One MGET for the whole message (each job's result key, blobs and cache entry), not one per job.
+    keys = {key: None for job in admitted if not isinstance(job, ResultEnvelope) for key in prefetch_keys(job, deps)}
+    values = dict(zip(keys, await deps.redis.mget(list(keys)), strict=True)) if keys else {}
     outcomes = await asyncio.gather(
-        *(process(p, operation, i, deps, publisher, redelivered) for p, i in zip(payloads, ids, strict=True)),
+        *(
+            _publish(publisher, job, p, None)
+            if isinstance(job, ResultEnvelope)
+            else _run(job, p, values, deps, publisher, redelivered)
+            for job, p in zip(admitted, payloads, strict=True)
+        ),
         return_exceptions=True,
     )
     errors = [o for o in outcomes if isinstance(o, BaseException)]
