@@ -192,9 +192,14 @@ async def _cached(job: Job, deps: Deps, reads: JobReads) -> tuple[str | None, di
     """The job's cache fingerprint and stored response, when the job may use the cache."""
     if deps.cache is None or not deps.cache.ttl_s or not cacheable(job):
         return None, None
-    ids = await _with_retries(
-        lambda: asyncio.gather(*(identity(image, reads) for image in job_images(job))), deps, _Outcome()
-    )
+    images = job_images(job)
+    if all(isinstance(image, BlobImage) for image in images):
+        # Known from the job alone: no read to retry, no task to gather.
+        ids = [blob_identity(image) for image in images]  # type: ignore[arg-type]
+    else:
+        ids = await _with_retries(
+            lambda: asyncio.gather(*(identity(image, reads) for image in images)), deps, _Outcome()
+        )
     fp = fingerprint(job, ids)
     return fp, await deps.cache.get(fp, reads)
 
