@@ -33,6 +33,15 @@ from worker.settings import WorkerSettings
 
 T = TypeVar("T")
 
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (the worker extra pulls it in), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
 USER_AGENT = (
     f"facequeue/{version('facequeue')} aiobotocore/{version('aiobotocore')} botocore/{version('botocore')} "
     f"Python/{platform.python_version()}"
@@ -64,7 +73,7 @@ class Runtime:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="facequeue-loop", daemon=True)
         self._stack = contextlib.AsyncExitStack()
         self._thread.start()
