@@ -79,8 +79,8 @@ def _admit(payload: Any, operation: Operation, task_id: str, worker: str) -> Job
 
 async def process(
     payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher, redelivered: bool = False
-) -> dict[str, Any]:
-    """Handle one task message for ``operation`` and return the envelope that stands for it, as JSON data."""
+) -> ResultEnvelope:
+    """Handle one task message for ``operation`` and return the envelope that stands for it."""
     payload = _named(payload, task_id)
     admitted = _admit(payload, operation, task_id, deps.worker)
     if isinstance(admitted, ResultEnvelope):
@@ -98,22 +98,22 @@ async def _run(
     deps: Deps,
     publisher: Publisher,
     redelivered: bool,
-) -> dict[str, Any]:
+) -> ResultEnvelope:
     """Run an admitted job whose prefetch_keys were read into ``values``, and publish it once."""
     already = await publisher.published(job.job_id, values)
     if already is not None:
         # Redelivered after its result was published (a crash between publish and ack): never pay twice.
-        return already.model_dump(mode="json", exclude_none=True)
+        return already
     envelope, cache = await run_job(job, deps, redelivered, values)
     return await _publish(publisher, envelope, payload, job, cache)
 
 
 async def _publish(
     publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None, cache: CacheEntry | None = None
-) -> dict[str, Any]:
-    """Publish once (with the job's fresh cache entry, if any); return the envelope that stands, as JSON data."""
+) -> ResultEnvelope:
+    """Publish once (with the job's fresh cache entry, if any); return the envelope that stands."""
     standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else (), cache)
-    return standing.model_dump(mode="json", exclude_none=True)
+    return standing
 
 
 async def process_many(
@@ -123,7 +123,7 @@ async def process_many(
     deps: Deps,
     publisher: Publisher,
     redelivered: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[ResultEnvelope]:
     """Handle a task message carrying several jobs: run them side by side, each validated and published on its own.
 
     The message is done when every job is; if the worker starts stopping, it goes back to the queue whole, and the

@@ -1,11 +1,12 @@
 """Image bytes placed into a Rekognition request body after botocore serialises it, not run through json.dumps.
 
 botocore's JSON serialiser base64-encodes an image into a str, then `json.dumps` escapes that str character by
-character and the body is encoded to UTF-8 again: for a 60 KB photo, ~12% of the worker's event loop
-(bench/README.md). Base64's alphabet needs no JSON escaping, so the same body is the serialised request with a
-short token where the image goes and the image's base64 put in its place. Two handlers on botocore's own events do
-it: one swaps large `Bytes` parameters for tokens before serialisation, the other splices the base64 in before the
-request is signed, so the signature, Content-Length and every other step see the final body.
+character and the body is encoded to UTF-8 again: for a 60 KB photo, ~12% of the worker's event loop, and the
+base64 itself another ~4% (bench/README.md). Base64's alphabet needs no JSON escaping, so the same body is the
+serialised request with a short token where the image goes and the image's base64 put in its place. Two handlers
+on botocore's own events do it: one swaps large `Bytes` parameters for tokens before serialisation, the other
+splices the base64 in before the request is signed, so the signature, Content-Length and every other step see the
+final body.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import base64
 import itertools
 import os
 from typing import Any
+
+import pybase64
 
 IMAGE_PARAMETERS = ("Image", "SourceImage", "TargetImage")
 """The Rekognition parameters whose `Bytes` member carries a photo."""
@@ -48,7 +51,8 @@ def _splice(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         at = body.find(quoted_token)
         if at < 0:  # another handler rewrote the body: never send a request without its image
             raise RuntimeError("facequeue could not place an image into the Rekognition request body")
-        body = b"".join((body[: at + 1], base64.b64encode(data), body[at + len(quoted_token) - 1 :]))
+        # pybase64 (SIMD) writes the same bytes as base64.b64encode, ~40× faster on a photo.
+        body = b"".join((body[: at + 1], pybase64.b64encode(data), body[at + len(quoted_token) - 1 :]))
     params["body"] = body
 
 

@@ -42,6 +42,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 
+
 USER_AGENT = (
     f"facequeue/{version('facequeue')} aiobotocore/{version('aiobotocore')} botocore/{version('botocore')} "
     f"Python/{platform.python_version()}"

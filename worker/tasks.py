@@ -25,8 +25,13 @@ def _shell(operation: Operation) -> Task:
                 redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
                 deps, publisher = runtime.deps, runtime.publisher
                 if isinstance(job, list):
-                    return runtime.run(process_many(job, operation, task_id, deps, publisher, redelivered))
-                return runtime.run(process(job, operation, task_id, deps, publisher, redelivered))
+                    envelopes = runtime.run(process_many(job, operation, task_id, deps, publisher, redelivered))
+                    # What a bulk submit sends asks Celery to store nothing (producer/messages.py): skip the dump.
+                    if getattr(self.request, "ignore_result", False):
+                        return []
+                    return [e.model_dump(mode="json", exclude_none=True) for e in envelopes]
+                envelope = runtime.run(process(job, operation, task_id, deps, publisher, redelivered))
+                return envelope.model_dump(mode="json", exclude_none=True)
         except ShuttingDown:
             # Back to the queue for another worker; jobs it already published are skipped when it comes round.
             raise Reject("worker shutting down", requeue=True) from None
