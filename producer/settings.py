@@ -40,7 +40,7 @@ class ProducerSettings(BaseSettings):
     """Glob of the PEM certificates workers trust, e.g. /etc/facequeue/certs/*.pem."""
     submit_chunk: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Jobs per Redis pipeline when submitting many: one round trip each."""
-    jobs_per_message: Annotated[int, Field(ge=1, le=MAX_JOBS_PER_MESSAGE)] = 8
+    jobs_per_message: Annotated[int, Field(ge=1, le=MAX_JOBS_PER_MESSAGE)] = 16
     """Jobs of one operation a bulk submit packs into one Celery message (a single submit sends one). Workers run a
     message's jobs side by side and weigh it as that many jobs in flight; 1 sends one message per job."""
 

@@ -46,7 +46,7 @@ def test_a_bulk_submit_packs_consecutive_jobs_of_one_operation(redis_url: str) -
 
 
 def test_every_job_of_a_packed_batch_is_published_once_and_only_by_facequeue(stack: Callable[..., tuple]) -> None:
-    # Given a batch of 30 distinct photos, 8 to a message, queued before its worker starts
+    # Given a batch of 30 distinct photos, 16 to a message (the default), queued before its worker starts
     fq, standin, start = stack("--delay-ms", "50")
     batch = fq.submit_many(jobs.detect_faces(PHOTO + i.to_bytes(2, "big")) for i in range(30))
     queued = fq.redis.lrange(queue_for(fq.settings.queue, Operation.DETECT_FACES), 0, -1)
@@ -58,8 +58,8 @@ def test_every_job_of_a_packed_batch_is_published_once_and_only_by_facequeue(sta
     assert account(fq.redis, fq, batch) == {"submitted": 30, "succeeded": 30, "failed": 0, "lost": 0, "duplicated": 0}
     assert sorted(r.job_id for r in results) == sorted(batch.job_ids)
     assert standin.stats()["calls"] == 30
-    # And Celery's backend holds no second copy under the four messages' task ids, which nobody was given
-    assert len(task_ids) == 4
+    # And Celery's backend holds no second copy under the two messages' task ids, which nobody was given
+    assert len(task_ids) == 2
     assert fq.redis.exists(*(f"celery-task-meta-{task_id}" for task_id in task_ids)) == 0
 
 
@@ -67,7 +67,8 @@ def test_a_worker_weighs_a_message_by_its_jobs(stack: Callable[..., tuple]) -> N
     # Given a worker running 8 jobs at once, a slow endpoint, and 64 jobs sent 8 to a message
     fq, _standin, start = stack("--delay-ms", "300")
     start(concurrency=8)
-    batch = fq.submit_many(jobs.detect_faces(PHOTO + i.to_bytes(2, "big")) for i in range(64))
+    with FaceQueue(fq.settings.model_copy(update={"jobs_per_message": 8})) as packer:
+        batch = packer.submit_many(jobs.detect_faces(PHOTO + i.to_bytes(2, "big")) for i in range(64))
     # When we watch kombu's reservations (the unacked hash) for our queue until the batch is done
     queue = queue_for(fq.settings.queue, Operation.DETECT_FACES)
     most = 0
