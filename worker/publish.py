@@ -7,9 +7,12 @@ first envelope back, so Celery's result backend agrees with the stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from producer.contract import (
     DEAD_LETTERS_KEY,
@@ -59,12 +62,70 @@ return 1
 """
 
 
+class _Coalesced:
+    """Runs the publish script for every job that publishes in the same event-loop turn as one pipeline.
+
+    Jobs of a message tend to finish together; one round trip for all of them saves each its own connection
+    checkout, socket write and read (~5% of the loop's CPU per job, bench/README.md). Each job still gets its own
+    answer or error. A pipeline that hits a dropped connection is sent again whole, which is safe because the
+    script publishes nothing twice (SET NX), and an entry Redis answers NOSCRIPT (its script cache was emptied by a
+    restart) runs again on its own, loading the script.
+    """
+
+    def __init__(self, redis: Any, script: Any) -> None:
+        self._redis = redis
+        self._script = script
+        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        """Run the script for one job, sharing the round trip with the others of this loop turn."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((keys, args, answer))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return await answer
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            if len(batch) == 1:
+                keys, args, _ = batch[0]
+                results = [await self._script(keys=keys, args=args)]
+            else:
+                pipe = self._redis.pipeline(transaction=False)
+                for keys, args, _ in batch:
+                    pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+                for i, result in enumerate(results):
+                    if isinstance(result, NoScriptError):
+                        results[i] = await self._script(keys=batch[i][0], args=batch[i][1])
+        except Exception as exc:  # every job of the round trip learns it failed, and retries or fails on its own
+            for _, _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for (_, _, answer), result in zip(batch, results, strict=True):
+            if answer.done():  # its job was cancelled meanwhile; the publish itself went through
+                continue
+            if isinstance(result, Exception):
+                answer.set_exception(result)
+            else:
+                answer.set_result(result)
+
+
 class Publisher:
-    """Publishes envelopes through one registered Lua script (EVALSHA after the first call)."""
+    """Publishes envelopes through one registered Lua script, pipelined across jobs that publish together."""
 
     def __init__(self, redis: Any, *, stream: str, stream_maxlen: int, ttl_s: int) -> None:
         self._redis = redis
-        self._script = redis.register_script(_PUBLISH)
+        self._script = _Coalesced(redis, redis.register_script(_PUBLISH))
         self._stream = stream
         self._maxlen = stream_maxlen
         self._ttl_s = ttl_s
