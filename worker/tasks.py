@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
+from redis.exceptions import RedisError
 
 from producer.contract import TASK_NAMES, Operation
 from worker import metrics, prefetch
@@ -13,6 +16,11 @@ from worker.app import app
 from worker.errors import ShuttingDown
 from worker.process import process, process_many
 from worker.runtime import get_runtime
+
+log = logging.getLogger("facequeue.worker")
+
+REDIS_ERROR_PAUSE_S = 5.0
+"""How long a message whose jobs met a Redis error waits before going back to the queue."""
 
 
 def _shell(operation: Operation) -> Task:
@@ -35,6 +43,14 @@ def _shell(operation: Operation) -> Task:
         except ShuttingDown:
             # Back to the queue for another worker; jobs it already published are skipped when it comes round.
             raise Reject("worker shutting down", requeue=True) from None
+        except RedisError as exc:
+            # The jobs could not be read or published: Redis refused (out of memory, permissions) or stayed away
+            # past the client's retries. Acknowledging would drop the unpublished ones, so the message goes back,
+            # after a pause: a lasting failure must not become a loop paying Rekognition every few milliseconds.
+            log.error("task %s: Redis error, message requeued in %g s: %s", task_id, REDIS_ERROR_PAUSE_S, exc)
+            with contextlib.suppress(ShuttingDown):
+                runtime.run(runtime.deps.pause(REDIS_ERROR_PAUSE_S))
+            raise Reject(f"Redis error: {exc}", requeue=True) from None
         finally:
             prefetch.on_finished(task_id)
 

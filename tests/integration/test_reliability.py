@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from producer import JobStatus, jobs
+from producer.contract import result_key
 from tests.fixtures.chaos import PHOTO, account
 from tests.fixtures.redis import RedisServer, wait_until
 
@@ -52,6 +54,39 @@ def test_redis_restart_mid_batch_loses_nothing(stack: Callable[..., tuple], tmp_
         assert summary == {"submitted": 80, "succeeded": 80, "failed": 0, "lost": 0, "duplicated": 0}
         assert len(results) == 80
     finally:
+        server.stop()
+
+
+def _refuse_result_writes(admin: redis.Redis) -> None:
+    """Let Redis's default user write every key except facequeue's result keys, as a full Redis refuses writes.
+
+    ACL key patterns only allow, so "not facequeue:result:*" is spelled as one pattern per character of the prefix.
+    """
+    prefix = result_key("")
+    patterns = [f"~{prefix[:i]}[^{prefix[i]}]*" for i in range(len(prefix))]
+    admin.execute_command("ACL", "SETUSER", "default", "resetkeys", "%R~*", *patterns)
+
+
+def test_a_redis_that_refuses_the_publish_loses_no_job(stack: Callable[..., tuple], tmp_path: Path) -> None:
+    # Given a Redis of our own that refuses to store results (as one out of memory refuses writes)
+    server = RedisServer(tmp_path)
+    server.start()
+    admin = redis.Redis.from_url(server.url)
+    try:
+        fq, standin, start = stack("--delay-ms", "50", redis_at=server.url)
+        start(concurrency=16)
+        _refuse_result_writes(admin)
+        # When a message of 8 jobs runs, cannot publish, and comes back to run again
+        batch = fq.submit_many(jobs.detect_faces(PHOTO + i.to_bytes(2, "big")) for i in range(8))
+        wait_until(lambda: standin.stats().get("calls", 0) >= 16, 60, "the message to run twice")
+        # And Redis accepts the results again
+        admin.execute_command("ACL", "SETUSER", "default", "resetkeys", "~*")
+        fq.wait(batch.batch_id, timeout_s=60)
+        # Then every job has exactly one result: the refused run was requeued, not acknowledged and dropped
+        summary = account(fq.redis, fq, batch)
+        assert summary == {"submitted": 8, "succeeded": 8, "failed": 0, "lost": 0, "duplicated": 0}
+    finally:
+        admin.close()
         server.stop()
 
 
