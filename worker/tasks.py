@@ -47,10 +47,12 @@ def _shell(operation: Operation) -> Task:
             # The jobs could not be read or published: Redis refused (out of memory, permissions) or stayed away
             # past the client's retries. Acknowledging would drop the unpublished ones, so the message goes back,
             # after a pause: a lasting failure must not become a loop paying Rekognition every few milliseconds.
-            log.error("task %s: Redis error, message requeued in %g s: %s", task_id, REDIS_ERROR_PAUSE_S, exc)
+            # Shortened: redis-py quotes the failed command, and a publish carries a whole envelope.
+            reason = str(exc)[:200]
+            log.error("task %s: Redis error, message requeued in %g s: %s", task_id, REDIS_ERROR_PAUSE_S, reason)
             with contextlib.suppress(ShuttingDown):
                 runtime.run(runtime.deps.pause(REDIS_ERROR_PAUSE_S))
-            raise Reject(f"Redis error: {exc}", requeue=True) from None
+            raise Reject(f"Redis error: {reason}", requeue=True) from None
         finally:
             prefetch.on_finished(task_id)
 
