@@ -106,10 +106,13 @@ class _Coalesced:
                 for i, result in enumerate(results):
                     if isinstance(result, NoScriptError):
                         results[i] = await self._script(keys=batch[i][0], args=batch[i][1])
-        except Exception as exc:  # every job of the round trip learns it failed, and retries or fails on its own
+        except BaseException as exc:  # every job of the round trip learns it failed, and retries or fails on its own
             for _, _, answer in batch:
                 if not answer.done():
-                    answer.set_exception(exc)
+                    # A cancelled flush (the loop closing) cancels its waiters rather than leaving them waiting.
+                    answer.cancel() if isinstance(exc, asyncio.CancelledError) else answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for (_, _, answer), result in zip(batch, results, strict=True):
             if answer.done():  # its job was cancelled meanwhile; the publish itself went through
