@@ -52,6 +52,12 @@ MAX_JOBS_PER_MESSAGE = 16
 per message (receive, reserve, ack, result) is then paid once per list: bulk submits carry several jobs each."""
 
 
+MAX_MESSAGE_BYTES = 8 * 2**20
+"""Largest queue entry a worker reads (checked before parsing). A message carries references, never images: 16 jobs
+of the largest kind (DeleteFaces of 4,096 face ids) come to ~2.5 MB, ~4.5 MB once signed. Larger entries are refused
+unread and kept as a bounded dead letter."""
+
+
 def queue_for(base: str, operation: Operation) -> str:
     """The queue jobs of one operation travel on: a backlog of one operation never holds up another's jobs.
 

@@ -9,8 +9,8 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from producer.contract import TASK_NAMES, Operation, queue_for
-from worker import metrics, prefetch
+from producer.contract import MAX_MESSAGE_BYTES, TASK_NAMES, Operation, queue_for
+from worker import metrics, prefetch, transport
 from worker.runtime import begin_shutdown, close_runtime, get_runtime
 from worker.settings import WorkerSettings
 
@@ -39,7 +39,12 @@ app.conf.update(
     worker_concurrency=settings.concurrency,
     # With late acks every prefetched message is unacked; one job per slot keeps a dying worker's share small.
     worker_prefetch_multiplier=1,
+    # kombu's Redis transport, except that an entry it cannot parse is kept as a dead letter and skipped instead of
+    # stopping the worker (worker/transport.py).
+    broker_transport="worker.transport:Transport",
     broker_transport_options={
+        transport.MAX_MESSAGE_BYTES_OPTION: MAX_MESSAGE_BYTES,
+        transport.DEAD_LETTER_TTL_OPTION: settings.result_ttl_s,
         "visibility_timeout": settings.visibility_timeout_s,
         # kombu sweeps for expired unacked messages every interval × throttle seconds (10 × 10 by default): make
         # the sweep itself frequent so recovery from a killed worker takes the visibility timeout, not 100 s more.

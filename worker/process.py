@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,17 @@ from worker.errors import ShuttingDown
 from worker.publish import Publisher
 
 _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
+EVIDENCE_CHARS = 4096
+"""How much of a refused job a dead letter keeps when the job is larger than that: enough to recognise it. A job
+that matches the contract is kept whole (its size is bounded by the contract), so it can be retried."""
+
+
+def _evidence(payload: Any) -> Any:
+    """What a dead letter keeps of a refused payload: itself when small, else its size and first characters."""
+    text = json.dumps(payload, default=str)
+    if len(text) <= EVIDENCE_CHARS:
+        return payload
+    return {"bytes": len(text), "head": text[:EVIDENCE_CHARS], "truncated": True}
 
 
 def _describe(exc: ValidationError) -> str:
@@ -112,7 +124,8 @@ async def _publish(
     publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None, cache: CacheEntry | None = None
 ) -> ResultEnvelope:
     """Publish once (with the job's fresh cache entry, if any); return the envelope that stands."""
-    standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else (), cache)
+    kept = payload if job is not None else _evidence(payload)  # a refused payload may be megabytes of anything
+    standing, _ = await publisher.publish(envelope, kept, job_blobs(job) if job is not None else (), cache)
     return standing
 
 
@@ -129,13 +142,12 @@ async def process_many(
     The message is done when every job is; if the worker starts stopping, it goes back to the queue whole, and the
     jobs already published are skipped when it comes round again.
     """
-    ids = [f"{task_id}-{i}" for i in range(len(payloads))]
     if len(payloads) > MAX_JOBS_PER_MESSAGE:
+        # Refused whole, as one failed result under the task id and one bounded dead letter: a message of 3,000
+        # jobs must not become 3,000 results and 3,000 stored copies of itself.
         message = f"a task message carries at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried {len(payloads)}"
-        return [
-            await _publish(publisher, _refusal(p, i, operation, message, deps.worker), p, None)
-            for p, i in zip(payloads, ids, strict=True)
-        ]
+        return [await _publish(publisher, _refusal(None, task_id, operation, message, deps.worker), payloads, None)]
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))]
     payloads = [_named(p, i) for p, i in zip(payloads, ids, strict=True)]
     admitted = [_admit(p, operation, i, deps.worker) for p, i in zip(payloads, ids, strict=True)]
     # One MGET for the whole message (each job's result key, blobs and cache entry), not one per job.

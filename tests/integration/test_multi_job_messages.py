@@ -13,7 +13,15 @@ import redis
 from celery import Celery
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
-from producer.contract import MAX_JOBS_PER_MESSAGE, TASK_NAMES, Operation, ResultEnvelope, queue_for
+from producer.contract import (
+    MAX_JOBS_PER_MESSAGE,
+    TASK_NAMES,
+    Operation,
+    ResultEnvelope,
+    dead_letter_key,
+    queue_for,
+    result_key,
+)
 from tests.fixtures.chaos import PHOTO, account
 from tests.fixtures.workers import WorkerProcess
 from tests.photos import grace_hopper
@@ -111,18 +119,26 @@ def test_a_list_sent_by_task_name_runs_each_job_on_its_own(
     assert worker.alive
 
 
-def test_a_list_over_the_limit_is_refused_job_by_job(
+def test_a_list_over_the_limit_is_refused_whole_once(
     sender: Celery, redis_url: str, worker_queue: str, worker: WorkerProcess
 ) -> None:
-    # Given a message of one job more than the contract allows
+    # Given a message carrying 3,000 jobs (the contract allows 16), each with an id a waiter might hold
     listed = [
         {"job_id": uuid.uuid4().hex, "operation": "DetectFaces", "image": {"kind": "s3", "bucket": "b", "key": "k"}}
-        for _ in range(MAX_JOBS_PER_MESSAGE + 1)
+        for _ in range(3000)
     ]
     async_result = sender.send_task(TASK_NAMES[Operation.DETECT_FACES], args=[listed], queue=worker_queue)
     envelopes = [ResultEnvelope.model_validate(e) for e in async_result.get(timeout=60)]
-    # Then every job gets a failed result that says why, and none reached Rekognition
-    assert [e.job_id for e in envelopes] == [j["job_id"] for j in listed]
-    assert {(e.status, e.error.code, e.attempts) for e in envelopes} == {(JobStatus.FAILED, "InvalidJob", 0)}  # type: ignore[union-attr]
-    assert f"at most {MAX_JOBS_PER_MESSAGE} jobs" in envelopes[0].error.message  # type: ignore[union-attr]
+    # Then the message gets one failed result, under its task id, saying why; none reached Rekognition
+    assert [(e.job_id, e.status, e.error.code, e.attempts) for e in envelopes] == [  # type: ignore[union-attr]
+        (async_result.id, JobStatus.FAILED, "InvalidJob", 0)
+    ]
+    assert f"at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried 3000" in envelopes[0].error.message  # type: ignore[union-attr]
+    # And Redis holds one bounded dead letter for it, not 3,000 results and 3,000 dead letters
+    client = redis.Redis.from_url(redis_url)
+    assert client.exists(*(result_key(j["job_id"]) for j in listed)) == 0
+    assert client.exists(*(dead_letter_key(j["job_id"]) for j in listed)) == 0
+    letter = client.get(dead_letter_key(async_result.id))
+    assert letter is not None and len(letter) < 8192
+    assert json.loads(letter)["job"]["bytes"] > 100_000
     assert worker.alive
