@@ -4,15 +4,24 @@ Jobs sent to a queue no worker consumes wait silently forever. ``follow`` reads 
 ``FaceQueue.iter_results`` and, whenever a second passes without one, lets an idle hook look around. ``WorkerCheck``
 is that hook: it asks the workers which queues they consume (Celery's ``inspect active_queues`` broadcast, one
 round trip and a one-second wait for replies), first when the batch goes quiet and again after every
-``recheck_s`` of silence. A busy batch never pays for it, and a batch nobody consumes is noticed in about two seconds.
+``recheck_s`` of silence. A busy batch never pays for it, and a batch nobody consumes is noticed in about six seconds.
+
+No reply is not proof on its own: a worker reconnecting after a Redis restart misses broadcasts for a few seconds
+while it still holds jobs. So "no worker" also needs that no job of the queue is held (kombu's ``unacked`` hash, as
+of the last visibility timeout) and that probes keep finding nobody for ``grace_s``. In signed mode the probe is
+signed like any task message, since signing workers refuse anything else.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from producer.client import BatchProgress, FaceQueue
 from producer.contract import ResultEnvelope
@@ -51,9 +60,39 @@ def _consumes(queue_name: str, queue: str) -> bool:
     return queue_name == queue or queue_name.startswith(queue + ".")
 
 
-def queue_consumers(redis_url: str, queue: str, timeout_s: float = 1.0) -> list[str]:
-    """Return the names of the live Celery workers consuming ``queue`` (waits ``timeout_s`` for their replies)."""
+UNACKED_KEY, UNACKED_INDEX_KEY = "unacked", "unacked_index"
+"""kombu's Redis transport: messages a worker has reserved and not yet acknowledged, and when it reserved them."""
+HELD_FRESH_S = 180.0
+"""A reservation younger than this (the workers' default visibility timeout) means a worker holds the job."""
+
+
+def held_jobs(redis: Any, queue: str, now_s: float | None = None) -> int:
+    """How many messages of ``queue`` a worker reserved in the last HELD_FRESH_S seconds and has not acknowledged."""
+    since = (time.time() if now_s is None else now_s) - HELD_FRESH_S
+    tags = redis.zrangebyscore(UNACKED_INDEX_KEY, since, "+inf")
+    if not tags:
+        return 0
+    held = 0
+    for raw in redis.hmget(UNACKED_KEY, tags):
+        try:
+            routing_key = json.loads(raw)[2] if raw else ""
+        except (ValueError, IndexError, TypeError):
+            continue
+        held += isinstance(routing_key, str) and _consumes(routing_key, queue)
+    return held
+
+
+def queue_consumers(
+    redis_url: str, queue: str, timeout_s: float = 1.0, signing: dict[str, Any] | None = None
+) -> list[str]:
+    """Return the names of the live Celery workers consuming ``queue`` (waits ``timeout_s`` for their replies).
+
+    ``signing`` (ProducerSettings.signing()) signs the probe, and accepts only signed replies, as signing workers do.
+    """
     app = Celery("facequeue-probe", broker=redis_url, set_as_current=False)
+    if signing is not None:
+        app.conf.update(signing)
+        app.setup_security(allowed_serializers=["json"])
     try:
         with app.connection_for_write() as connection:
             replies = app.control.inspect(timeout=timeout_s, connection=connection).active_queues() or {}
@@ -74,12 +113,17 @@ class WorkerCheck:
         refresh: Callable[[str], BatchProgress],
         recheck_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        held: Callable[[], int] = lambda: 0,
+        grace_s: float = 5.0,
     ) -> None:
         self.queue = queue
         self._probe = probe
         self._refresh = refresh
         self._recheck_s = recheck_s
         self._clock = clock
+        self._held = held
+        self._grace_s = grace_s
+        self._nobody_since: float | None = None
         self._next_probe_at = 0.0
         self._done_seen = -1
         self.consumers: list[str] | None = None
@@ -89,7 +133,13 @@ class WorkerCheck:
     def for_queue(cls, fq: FaceQueue) -> WorkerCheck:
         """A check on the client's own Redis and queue."""
         settings = fq.settings
-        return cls(settings.queue, lambda: queue_consumers(str(settings.redis_url), settings.queue), fq.progress)
+        signing = settings.signing()
+        return cls(
+            settings.queue,
+            lambda: queue_consumers(str(settings.redis_url), settings.queue, signing=signing),
+            fq.progress,
+            held=lambda: held_jobs(fq.redis, settings.queue),
+        )
 
     def __call__(self, progress: BatchProgress) -> None:
         now = self._clock()
@@ -98,12 +148,26 @@ class WorkerCheck:
             if self._done_seen >= 0:
                 self._next_probe_at = now + self._recheck_s
             self._done_seen = progress.done
+            self._nobody_since = None
         if now < self._next_probe_at:
             return
-        self.consumers = self._probe()
-        self._next_probe_at = self._clock() + self._recheck_s
-        if self.consumers:
+        try:
+            self.consumers = self._probe()
+            anyone = bool(self.consumers) or self._held() > 0
+        except (OSError, RedisError, OperationalError):
+            # Redis is away (restarting): that says nothing about the workers. Look again next idle second.
             return
+        if anyone:
+            self._nobody_since = None
+            self._next_probe_at = self._clock() + self._recheck_s
+            return
+        # Nobody answered and nobody holds a job: probe again each idle second until grace_s has passed, since a
+        # worker reconnecting after a Redis restart misses broadcasts for a few seconds.
+        if self._nobody_since is None:
+            self._nobody_since = now
+        if self._clock() - self._nobody_since < self._grace_s:
+            return
+        self._next_probe_at = self._clock() + self._recheck_s
         # A worker may have started while the probe waited for replies: only a batch that still did not move stalls.
         latest = self._refresh(progress.batch_id)
         if latest.done == progress.done:
