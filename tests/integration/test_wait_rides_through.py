@@ -44,7 +44,7 @@ def test_wait_rides_through_a_redis_restart(stack: Callable[..., tuple], tmp_pat
         wait_until(lambda: standin.stats().get("calls", 0) >= 4, 60, "the first calls")
         # When Redis restarts under the worker, the producer and the watcher
         server.restart()
-        out, err = watcher.communicate(timeout=200)
+        _out, err = watcher.communicate(timeout=200)
         # Then the watcher waits the batch out and exits 0; nothing was lost or published twice
         assert watcher.returncode == 0, err
         assert "no worker consumes" not in err
