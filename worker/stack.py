@@ -138,7 +138,20 @@ def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str, metrics_por
         state.pids.append(proc.pid)
         state.env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{port}"
 
-    if "AWS_ENDPOINT_URL_REKOGNITION" not in os.environ:
+    local_rekognition = "AWS_ENDPOINT_URL_REKOGNITION" not in os.environ
+    if with_s3 or local_rekognition:
+        # Local endpoints take any signature; botocore still wants credentials and a region to sign with. Set
+        # before local_rekognition starts: it reads the moto bucket with them (without, every S3 job failed with
+        # InvalidS3ObjectException on a machine with no AWS credentials in the shell).
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "local"),
+            ("AWS_SECRET_ACCESS_KEY", "local"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
+            if name not in os.environ:
+                state.env[name] = value
+
+    if local_rekognition:
         log = state_dir / "local_rekognition.log"
         log.write_bytes(b"")
         proc = _spawn(
@@ -158,14 +171,6 @@ def up(state_dir: Path, workers: int, with_s3: bool, redis_url: str, metrics_por
         )
         state.pids.append(proc.pid)
         state.env["AWS_ENDPOINT_URL_REKOGNITION"] = _listening_url(proc, log, "local_rekognition")
-        # A local endpoint takes any signature; botocore still wants credentials and a region to sign with.
-        for name, value in (
-            ("AWS_ACCESS_KEY_ID", "local"),
-            ("AWS_SECRET_ACCESS_KEY", "local"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-        ):
-            if name not in os.environ:
-                state.env[name] = value
 
     worker_env = {**env, **state.env}
     for n in range(workers):

@@ -96,3 +96,36 @@ def test_stack_up_analyze_metrics_down(tmp_path: Path) -> None:
     # And down stops everything up started
     assert down.returncode == 0, down.stderr
     assert not any(_alive(pid) for pid in state.get("pids", []))
+
+
+def test_stack_with_s3_runs_s3_jobs_without_aws_credentials_in_the_shell(tmp_path: Path) -> None:
+    # Given a shell with no AWS credentials at all (a new user), and the stack with its moto S3
+    env = {
+        k: v
+        for k, v in isolated_environment(FACEQUEUE_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0").items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    # When a photo is put in a bucket there and analysed by its s3:// URL, with what `facequeue-stack env` gives
+    script = tmp_path / "s3_batch.py"
+    script.write_text(
+        "import os, subprocess, sys, boto3\n"
+        "s3 = boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL_S3'])\n"
+        "s3.create_bucket(Bucket='photos')\n"
+        f"s3.upload_file({str(grace_hopper())!r}, 'photos', 'grace.jpg')\n"
+        "cli = [sys.executable, '-m', 'producer.cli', 'analyze', 's3://photos/grace.jpg', '--wait', '--format', 'jsonl']\n"
+        "sys.exit(subprocess.call(cli))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "worker.stack", "run", "--s3", "--workers", "1", "--metrics-port", "0"]
+        + ["--state-dir", str(tmp_path / "stack"), "--", sys.executable, str(script)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    # Then the S3 job succeeds: local_rekognition reads the moto bucket with the stack's credentials
+    assert run.returncode == 0, run.stdout + run.stderr
+    envelopes = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert [(e["status"], len(e["response"]["FaceDetails"])) for e in envelopes] == [("succeeded", 1)]
