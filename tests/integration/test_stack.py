@@ -112,12 +112,14 @@ def test_stack_with_s3_runs_s3_jobs_without_aws_credentials_in_the_shell(tmp_pat
         "s3 = boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL_S3'])\n"
         "s3.create_bucket(Bucket='photos')\n"
         f"s3.upload_file({str(grace_hopper())!r}, 'photos', 'grace.jpg')\n"
-        "cli = [sys.executable, '-m', 'producer.cli', 'analyze', 's3://photos/grace.jpg', '--wait', '--format', 'jsonl']\n"
-        "sys.exit(subprocess.call(cli))\n"
+        "cli = [sys.executable, '-m', 'producer.cli', 'analyze', 's3://photos/grace.jpg', '--wait']\n"
+        "sys.exit(subprocess.call([*cli, '--format', 'jsonl']))\n"
     )
     run = subprocess.run(
-        [sys.executable, "-m", "worker.stack", "run", "--s3", "--workers", "1", "--metrics-port", "0"]
-        + ["--state-dir", str(tmp_path / "stack"), "--", sys.executable, str(script)],
+        [
+            *(sys.executable, "-m", "worker.stack", "run", "--s3", "--workers", "1", "--metrics-port", "0"),
+            *("--state-dir", str(tmp_path / "stack"), "--", sys.executable, str(script)),
+        ],
         env=env,
         cwd=ROOT,
         capture_output=True,
