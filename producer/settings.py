@@ -14,7 +14,13 @@ class ProducerSettings(BaseSettings):
     """Settings of the facequeue client and CLI (environment prefix FACEQUEUE_, `.env` supported)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+        env_prefix="FACEQUEUE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
+        # A value that fails validation is not quoted in the error: it may be a URL with the Redis password in it.
+        hide_input_in_errors=True,
     )
 
     # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.

@@ -12,9 +12,9 @@ from kombu.entity import Queue
 from producer.contract import MAX_MESSAGE_BYTES, TASK_NAMES, Operation, queue_for
 from worker import metrics, prefetch, transport
 from worker.runtime import begin_shutdown, close_runtime, get_runtime
-from worker.settings import WorkerSettings
+from worker.settings import load_settings
 
-settings = WorkerSettings()
+settings = load_settings()
 QUEUES = (settings.queue, *(queue_for(settings.queue, op) for op in Operation))
 
 app = Celery("facequeue", broker=str(settings.redis_url), backend=str(settings.redis_url), include=["worker.tasks"])

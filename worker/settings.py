@@ -7,9 +7,10 @@ runs against AWS, MinIO and local_rekognition with no code path of its own for a
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, RedisDsn, model_validator
+from pydantic import AliasChoices, Field, RedisDsn, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, signing_conf
@@ -19,7 +20,13 @@ class WorkerSettings(BaseSettings):
     """Settings of a facequeue worker process (environment prefix FACEQUEUE_, `.env` supported)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FACEQUEUE_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+        env_prefix="FACEQUEUE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
+        # A value that fails validation is not quoted in the error: it may be a URL with the Redis password in it.
+        hide_input_in_errors=True,
     )
 
     # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.
@@ -102,3 +109,24 @@ class WorkerSettings(BaseSettings):
         if self.signing_key and self.signing_cert and self.signing_cert_store:
             return signing_conf(self.signing_key, self.signing_cert, self.signing_cert_store)
         return None
+
+
+EX_CONFIG = 78
+"""sysexits.h: the worker's configuration is unusable; a supervisor should not restart it in a loop."""
+
+
+def load_settings() -> WorkerSettings:
+    """Read the worker's settings; on a bad value, say which setting and how to fix it, and exit with EX_CONFIG.
+
+    No traceback and no value: a FACEQUEUE_REDIS_URL that does not parse usually has a password in it.
+    """
+    try:
+        return WorkerSettings()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            name = "FACEQUEUE_" + ".".join(str(p) for p in error["loc"]).upper() if error["loc"] else "settings"
+            advice = ""
+            if error["loc"] and error["loc"][0] == "redis_url":
+                advice = "; percent-encode special characters of the password (/ as %2F, @ as %40, : as %3A)"
+            print(f"facequeue worker: cannot start: {name} is not valid: {error['msg']}{advice}", file=sys.stderr)
+        raise SystemExit(EX_CONFIG) from None

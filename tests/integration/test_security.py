@@ -17,9 +17,10 @@ from producer.settings import ProducerSettings as PS
 from tests.fixtures.aws import s3_client
 from tests.fixtures.redis import RedisServer, redis_answers, wait_until
 from tests.fixtures.standin import StartStandIn
-from tests.fixtures.workers import WorkerProcess, worker_environment
+from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.photos import grace_hopper
 from worker.settings import WorkerSettings
+from worker.stack import worker_argv
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -164,3 +165,23 @@ def password_redis(directory: Path, password: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait()
+
+
+def test_a_redis_url_that_does_not_parse_stops_the_worker_without_showing_the_password(
+    local_rekognition_url: str, moto_s3_url: str
+) -> None:
+    # Given a Redis password with a `/` in it, not percent-encoded, so the URL does not parse
+    password = f"PW/{uuid.uuid4().hex}"
+    url = f"redis://:{password}@127.0.0.1:6379/0"
+    env = worker_environment(url, local_rekognition_url, moto_s3_url, "unparsable")
+    # When a worker starts with it
+
+    started = subprocess.run(
+        worker_argv("badurl@%h"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    output = started.stdout + started.stderr
+    # Then it exits with EX_CONFIG and one line naming the setting and the fix, and no part of the password
+    assert started.returncode == 78, output
+    assert "FACEQUEUE_REDIS_URL" in output and "%2F" in output
+    assert password not in output and password.split("/")[1] not in output
+    assert "Traceback" not in output
