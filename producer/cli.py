@@ -1,8 +1,9 @@
 """The `facequeue` command: parse, call the client, render with rich.
 
-Exit codes scripts can rely on: 0 every job succeeded; 1 at least one job failed; 2 nothing could be submitted
-(bad arguments, no images, a missing bucket); 3 Redis unreachable, no worker consuming the queue, or results timed
-out; 130 interrupted (Ctrl-C detaches: the jobs keep running).
+Exit codes scripts can rely on: 0 every job succeeded; 1 at least one job failed, or an input was left out (an empty
+file: the others are submitted); 2 nothing could be submitted (bad arguments, no images, a missing bucket); 3 Redis
+unreachable, no worker consuming the queue, or results timed out; 130 interrupted (Ctrl-C detaches: the jobs keep
+running); 141 the reader of stdout went away (`| head`).
 
 Errors are one line on stderr saying what is wrong and what to do; ``--debug`` adds the traceback.
 """
@@ -13,9 +14,10 @@ import argparse
 import contextlib
 import glob
 import json
+import os
 import sys
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +38,8 @@ from producer.watch import NoWorkersError, WorkerCheck, follow
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a Unix tool whose reader closed the pipe."""
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -86,6 +90,29 @@ def _s3_objects(url: str) -> Iterator[str]:
         if line is None:
             raise
         raise UsageError(f"s3://{bucket}: {line}") from exc
+
+
+def prepare_each(
+    images: Sequence[str], prepare: Callable[[str], jobs.PreparedJob], args: argparse.Namespace
+) -> tuple[list[str], list[jobs.PreparedJob]]:
+    """Prepare a job per image; an image that cannot be used (empty, unreadable, too large) is reported and left out.
+
+    One bad file must not cost the user the whole batch: the rest is submitted, and the exit code says 1.
+    """
+    kept: list[str] = []
+    prepared: list[jobs.PreparedJob] = []
+    for image in images:
+        try:
+            prepared.append(prepare(image))
+        except jobs.ImageInputError as exc:
+            where = "" if image in str(exc) else f"{image}: "
+            err.print(f"facequeue: skipped {where}{exc}", markup=False, highlight=False)
+            args.skipped += 1
+            continue
+        kept.append(image)
+    if not prepared:
+        raise UsageError(f"none of the {len(images)} image(s) can be used (see above)")
+    return kept, prepared
 
 
 def _external_id(image: str) -> str:
@@ -181,7 +208,7 @@ def _print_one(envelope: ResultEnvelope, args: argparse.Namespace) -> int:
         renderer = Renderer(args.format, stream)
         renderer.add(envelope)
         renderer.finish()
-    if envelope.error is not None and (advice := hint(envelope.error.code)):
+    if envelope.error is not None and (advice := hint(envelope.error.code, envelope.error.message)):
         err.print(f"facequeue: {envelope.error.code}: {advice}", markup=False, highlight=False)
     return EXIT_FAILED if envelope.status is JobStatus.FAILED else EXIT_OK
 
@@ -195,7 +222,9 @@ def cmd_analyze(fq: FaceQueue, args: argparse.Namespace) -> int:
     if not images:
         raise UsageError("no images found in " + " ".join(args.inputs))
     max_bytes = fq.settings.max_image_bytes
-    prepared = [jobs.detect_faces(i, attributes=args.attributes, max_bytes=max_bytes) for i in images]
+    images, prepared = prepare_each(
+        images, lambda i: jobs.detect_faces(i, attributes=args.attributes, max_bytes=max_bytes), args
+    )
     batch = _submit(fq, prepared, args)
     if not (args.wait or args.annotate):
         err.print(f"follow it with: facequeue status {batch.batch_id} --wait", markup=False, highlight=False)
@@ -237,11 +266,15 @@ def cmd_collection(fq: FaceQueue, args: argparse.Namespace) -> int:
     if not images:
         raise UsageError(f"collection {action} needs image paths")
     if action == "search":
-        prepared = [jobs.search_faces_by_image(i, cid, face_match_threshold=args.threshold) for i in images]
+        images, prepared = prepare_each(
+            images, lambda i: jobs.search_faces_by_image(i, cid, face_match_threshold=args.threshold), args
+        )
     else:
-        prepared = [
-            jobs.index_faces(i, cid, external_image_id=_external_id(i), max_faces=args.max_faces) for i in images
-        ]
+        images, prepared = prepare_each(
+            images,
+            lambda i: jobs.index_faces(i, cid, external_image_id=_external_id(i), max_faces=args.max_faces),
+            args,
+        )
     batch = _submit(fq, prepared, args)
     annotator = Annotator(args.annotate, dict(zip(batch.job_ids, images, strict=True))) if args.annotate else None
     return watch_batch(fq, batch.batch_id, args, annotator=annotator)
@@ -447,6 +480,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     """Run the command; return its exit code."""
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     args.watching = args.submitting = None
+    args.skipped = 0
     where = "FACEQUEUE_REDIS_URL"
     try:
         settings = _settings()
@@ -456,7 +490,13 @@ def main(argv: Iterable[str] | None = None) -> int:
             # The client rides out a Redis restart for ~30 s; a Redis that is not there at all is said at once.
             fq.ping()
             code: int = args.func(fq, args)
-            return code
+            # Inputs left out (prepare_each) make a batch that "succeeded" a partial one: say so in the exit code.
+            return EXIT_FAILED if args.skipped and code == EXIT_OK else code
+    except BrokenPipeError:
+        # The reader went away (`facequeue ... | head`): stop quietly, as Unix tools do, and keep Python's final
+        # flush of stdout from raising again (Python's docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         err.print(_detached(args), markup=False, highlight=False)
         return EXIT_INTERRUPTED

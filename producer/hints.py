@@ -8,6 +8,7 @@ boto3 exceptions the CLI can meet (listing an s3:// prefix, fetching a photo to 
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import redis
@@ -47,9 +48,35 @@ HINTS: dict[str, str] = {
 }
 
 
-def hint(code: str) -> str | None:
-    """Return advice for a failed job's error code, or None when there is nothing better than its message."""
+ALLOW_LIST_HINT = (
+    "the worker's own allow-list refused the bucket, before asking AWS; add the bucket (or bucket/prefix) to the "
+    "worker's FACEQUEUE_S3_ALLOWED, or use a bucket it lists"
+)
+
+
+def hint(code: str, message: str = "") -> str | None:
+    """Return advice for a failed job's error code (and message), or None when its message says it all."""
+    if code == "AccessDeniedException" and "FACEQUEUE_S3_ALLOWED" in message:
+        # Our refusal, not IAM's: granting the worker more rights would change nothing.
+        return ALLOW_LIST_HINT
     return HINTS.get(code)
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """The TLS reason behind a Redis connection error (a certificate not trusted, a handshake refused), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted here ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return f"the TLS handshake failed ({seen.reason or seen})"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "its TLS certificate is not trusted here (certificate verify failed)"
+    if "SSL" in text and ("handshake" in text.lower() or "wrong version" in text.lower()):
+        return f"the TLS handshake failed ({text[:120]})"
+    return None
 
 
 def _aws_error_code(exc: BaseException) -> str | None:
@@ -64,6 +91,13 @@ def explain(exc: BaseException, *, redis_url: str = "FACEQUEUE_REDIS_URL") -> st
     """Return one line saying what is wrong and what to do, for the exceptions a user (not a bug) causes."""
     if isinstance(exc, redis.AuthenticationError):
         return f"Redis at {redis_url} refused the password; put the right one in FACEQUEUE_REDIS_URL"
+    if isinstance(exc, redis.ConnectionError) and (tls := _tls_failure(exc)):
+        # Redis answered, but the connection was refused on TLS grounds: "does not answer" would send people to
+        # start a Redis that is running.
+        return (
+            f"Redis at {redis_url} answers, but {tls}; give the URL the CA that signed it "
+            "(?ssl_ca_certs=/path/ca.pem) or fix the server's certificate"
+        )
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return (
             f"Redis does not answer at {redis_url}; start it (`redis-server`, or `facequeue-stack up`) "

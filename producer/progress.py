@@ -48,6 +48,8 @@ class Tally:
     cached: int = 0
     retried: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    advice: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Failures by code and the advice their messages call for (one code can need different advice)."""
     first_submitted: datetime | None = None
     last_finished: datetime | None = None
     rekognition_ms: list[float] = field(default_factory=list)
@@ -58,6 +60,8 @@ class Tally:
         if envelope.status is JobStatus.FAILED:
             assert envelope.error is not None
             self.failures[envelope.error.code] += 1
+            if (advice := hint(envelope.error.code, envelope.error.message)) is not None:
+                self.advice[envelope.error.code, advice] += 1
         else:
             self.succeeded += 1
             faces = envelope.face_count()
@@ -117,11 +121,7 @@ class Tally:
 
     def hint_lines(self) -> list[str]:
         """One line per failure code the hints know: how many jobs, what is wrong, what to do."""
-        return [
-            f"{count} job(s) failed with {code}: {advice}"
-            for code, count in self.failures.most_common()
-            if (advice := hint(code)) is not None
-        ]
+        return [f"{count} job(s) failed with {code}: {advice}" for (code, advice), count in self.advice.most_common()]
 
 
 class _RateColumn(ProgressColumn):

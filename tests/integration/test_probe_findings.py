@@ -1,0 +1,98 @@
+"""The smaller findings of the outside probe (issue 13, defect 11), each as the user met it: through the `facequeue`
+command, real Redis (plain and TLS), real workers, local_rekognition or the counting stand-in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from producer import FaceQueue, ProducerSettings, jobs
+from tests.fixtures.chaos import PHOTO
+from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
+from tests.integration.clirun import cli_env, json_lines, run_cli
+from tests.integration.test_redis_tls import tls_redis  # noqa: F401  (the fixture)
+from tests.photos import grace_hopper
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_an_empty_file_is_reported_and_the_rest_of_the_batch_runs(
+    tmp_path: Path, redis_url: str, worker_queue: str, worker: WorkerProcess
+) -> None:
+    # Given two good photos and an empty file between them
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    # When they are analysed together
+    done = run_cli(
+        "analyze",
+        str(grace_hopper()),
+        str(empty),
+        str(grace_hopper()),
+        "--wait",
+        "--format",
+        "jsonl",
+        env=cli_env(redis_url, worker_queue),
+    )
+    # Then the two good ones run, the empty one is named on stderr, and the exit code says not everything ran
+    assert [r["status"] for r in json_lines(done.stdout)] == ["succeeded", "succeeded"], done.stderr
+    assert f"skipped {empty}" in done.stderr and "empty" in done.stderr
+    assert "submitted 2 job(s)" in done.stderr
+    assert done.returncode == 1
+
+
+def test_the_allow_list_refusal_is_not_blamed_on_iam(
+    redis_url: str,
+    local_rekognition_url: str,
+    moto_s3_url: str,
+    s3_bucket: str,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a worker that may read only the bucket "photos"
+    queue = f"allow-{uuid.uuid4().hex[:8]}"
+    env = worker_environment(redis_url, local_rekognition_url, moto_s3_url, queue, s3_allowed='["photos"]')
+    start_worker(env)
+    # When a user analyses a photo in another bucket
+    done = run_cli("analyze", f"s3://{s3_bucket}/face.jpg", "--wait", env=cli_env(redis_url, queue))
+    # Then the hint points at the worker's allow-list, not at the AWS identity's rights
+    assert done.returncode == 1
+    assert "FACEQUEUE_S3_ALLOWED" in done.stderr.split("AccessDeniedException:", 1)[1], done.stderr
+    assert "grant it rekognition" not in done.stderr
+
+
+def test_an_untrusted_tls_certificate_is_said_as_such(tls_redis: str, worker_queue: str) -> None:  # noqa: F811
+    # Given the TLS Redis, and a URL that does not give the CA that signed its certificate
+    url = tls_redis.split("&ssl_ca_certs=")[0]
+    # When the CLI talks to it
+    done = run_cli("status", "nosuchbatch", env=cli_env(url, worker_queue), timeout_s=60)
+    # Then it says the certificate is the problem, not that Redis does not answer
+    assert done.returncode == 3
+    assert "does not answer" not in done.stderr
+    assert "certificate" in done.stderr and "ssl_ca_certs" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(redis_url: str, worker_queue: str, worker: WorkerProcess) -> None:
+    # Given a finished batch of 10 results
+    with FaceQueue(ProducerSettings(redis_url=redis_url, queue=worker_queue)) as fq:  # type: ignore[arg-type]
+        batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(10))
+        assert len(fq.wait(batch.batch_id, timeout_s=120)) == 10
+    # When its results are piped into a reader that has gone away (what `| head` is once it has its lines)
+    command = [sys.executable, "-m", "producer.cli", "results", "--batch", batch.batch_id, "--format", "jsonl"]
+    reader = f"{' '.join(command)} | true"  # a reader gone before the first line, as `head` is after its last
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", reader],
+        env=cli_env(redis_url, worker_queue),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then the command stops without a traceback or an "Exception ignored" message, with 141 like a Unix tool
+    assert "BrokenPipe" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert done.returncode == 141
