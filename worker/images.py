@@ -75,6 +75,41 @@ def inspect(data: bytes, max_pixels: int) -> ImageFacts:
     return ImageFacts(img.format, img.width, img.height, img.mode, orientation)
 
 
+def _jpeg_scan_start(data: bytes) -> int:
+    """Offset of the main image's first scan (SOS marker), walking the segments so an EXIF thumbnail's own markers
+    are skipped; -1 when the data ends before it, or the segments do not parse (then Pillow has the last word)."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return -2
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+        elif marker == 0xDA:
+            return i
+        else:
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return -1
+
+
+def check_complete(data: bytes, fmt: str | None) -> None:
+    """Refuse a JPEG or PNG whose end is missing (a cut-off upload or copy) before anyone pays Rekognition to say so.
+
+    A JPEG must have an end-of-image marker after its first scan, a PNG an IEND chunk; bytes after them (camera
+    trailers) are fine. Checks bytes only, no decoding: a search from the end, microseconds even for 5 MB.
+    """
+    if fmt == "JPEG":
+        scan = _jpeg_scan_start(data)
+        if scan == -1 or (scan >= 0 and data.find(b"\xff\xd9", scan) == -1):
+            raise PermanentError(
+                "InvalidImageFormatException", "the JPEG is truncated: its end-of-image marker is missing"
+            )
+    elif fmt == "PNG" and data.rfind(b"IEND") == -1:
+        raise PermanentError("InvalidImageFormatException", "the PNG is truncated: its IEND chunk is missing")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in _ACCEPTED_MODES:
         return img
@@ -212,7 +247,9 @@ async def rekognition_image(
     if isinstance(source, BlobImage):
         data = await read_blob(redis, source, reads)
         # A header read is tens of microseconds: do it on the loop, and leave the thread pool to real decoding.
-        if inspect(data, max_pixels).usable_as_is() and len(data) <= BYTES_LIMIT:
+        blob_facts = inspect(data, max_pixels)
+        if blob_facts.usable_as_is() and len(data) <= BYTES_LIMIT:
+            check_complete(data, blob_facts.format)  # sent as is, so nobody else looks at its end before Rekognition
             return {"Bytes": data}
         return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
     head, total, _etag = await reads.head(source)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import FaceQueue, ProducerSettings, jobs
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from tests.fixtures.chaos import PHOTO
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.integration.clirun import cli_env, json_lines, run_cli
@@ -96,3 +96,18 @@ def test_output_into_a_closed_pipe_ends_quietly(redis_url: str, worker_queue: st
     # Then the command stops without a traceback or an "Exception ignored" message, with 141 like a Unix tool
     assert "BrokenPipe" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert done.returncode == 141
+
+
+def test_a_truncated_jpeg_costs_no_rekognition_call(stack: Callable[..., tuple]) -> None:
+    # Given a worker in front of the counting stand-in (which would answer any bytes), and a JPEG cut in half
+    fq, standin, start = stack()
+    start(concurrency=2)
+    # When the cut JPEG and a whole one are analysed
+    batch = fq.submit_many([jobs.detect_faces(PHOTO[: len(PHOTO) // 2], label="cut"), jobs.detect_faces(PHOTO)])
+    results = {r.label or "whole": r for r in fq.wait(batch.batch_id, timeout_s=60)}
+    # Then the cut one fails as a bad image without a call, and only the whole one was paid for
+    cut = results["cut"]
+    assert (cut.status, cut.error.code, cut.attempts) == (JobStatus.FAILED, "InvalidImageFormatException", 0)  # type: ignore[union-attr]
+    assert "truncated" in cut.error.message  # type: ignore[union-attr]
+    assert results["whole"].status is JobStatus.SUCCEEDED
+    assert standin.stats()["calls"] == 1
