@@ -43,6 +43,8 @@ HINTS: dict[str, str] = {
     "ImageTooLargeException": "the photo is too large; downscale it below 15 MB and 100 megapixels",
     "InvalidParameterException": "Rekognition refused the request; for compare and search this usually means no "
     "face was found in the source photo",
+    "JobExpired": "the job is older than the workers' FACEQUEUE_RESULT_TTL_S (a replayed or long-stuck message), "
+    "so it was not run; submit it again if you still want it",
     "ImageBlobCorrupt": "the photo's bytes in Redis were damaged; submit it again",
     "InternalWorkerError": "the worker hit a bug; its log has the traceback, and the job is in the dead letters",
 }

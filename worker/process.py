@@ -49,7 +49,9 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems) + more
 
 
-def _refusal(payload: Any, task_id: str, operation: Operation, message: str, worker: str) -> ResultEnvelope:
+def _refusal(
+    payload: Any, task_id: str, operation: Operation, message: str, worker: str, code: str = "InvalidJob"
+) -> ResultEnvelope:
     fields = payload if isinstance(payload, dict) else {}
     job_id = fields.get("job_id") if isinstance(fields.get("job_id"), str) and _ID.match(fields["job_id"]) else None
     batch_id = fields.get("batch_id")
@@ -59,7 +61,7 @@ def _refusal(payload: Any, task_id: str, operation: Operation, message: str, wor
         batch_id=batch_id if isinstance(batch_id, str) and _ID.match(batch_id) else None,
         operation=operation.value,
         status=JobStatus.FAILED,
-        error=JobError(code="InvalidJob", message=message, retryable=False),
+        error=JobError(code=code, message=message, retryable=False),
         attempts=0,
         started_at=now,
         finished_at=now,
@@ -76,8 +78,9 @@ def _named(payload: Any, task_id: str) -> Any:
     return payload
 
 
-def _admit(payload: Any, operation: Operation, task_id: str, worker: str) -> Job | ResultEnvelope:
+def _admit(payload: Any, operation: Operation, task_id: str, deps: Deps) -> Job | ResultEnvelope:
     """The job a task argument carries, or the refusal to publish in its place when it breaks the contract."""
+    worker = deps.worker
     try:
         job = parse_job(payload)
     except ValidationError as exc:
@@ -86,7 +89,30 @@ def _admit(payload: Any, operation: Operation, task_id: str, worker: str) -> Job
         return _refusal(
             payload, task_id, operation, f"task {operation.value} received a {job.operation.value} job", worker
         )
+    if (stale := _stale(payload, job, deps)) is not None:
+        return _refusal(payload, task_id, operation, stale, worker, code="JobExpired")
     return job
+
+
+def _stale(payload: Any, job: Job, deps: Deps) -> str | None:
+    """Why a job is too old to run, if it is: a job runs at most once per result lifetime.
+
+    Its result key is what stops a second run, and it lives FACEQUEUE_RESULT_TTL_S after publication, so a job
+    submitted longer ago than that may be a replay of a captured message (signed mode: the signature stays valid
+    forever). Such a job is refused without a call. submitted_at is inside the signed body; a signed job without
+    it (which parsing would date "now") is refused too.
+    """
+    ttl_s = deps.settings.result_ttl_s
+    age_s = (utcnow() - job.submitted_at).total_seconds()
+    if age_s > ttl_s:
+        return (
+            f"the job was submitted {age_s:.0f} s ago; workers run jobs at most FACEQUEUE_RESULT_TTL_S ({ttl_s} s) "
+            "old, so that a job whose result has expired is never run again (submit it anew)"
+        )
+    signed = deps.settings.signing() is not None
+    if signed and not (isinstance(payload, dict) and "submitted_at" in payload):
+        return "in signed mode a job must carry submitted_at, which bounds how long its message can be replayed"
+    return None
 
 
 async def process(
@@ -94,7 +120,7 @@ async def process(
 ) -> ResultEnvelope:
     """Handle one task message for ``operation`` and return the envelope that stands for it."""
     payload = _named(payload, task_id)
-    admitted = _admit(payload, operation, task_id, deps.worker)
+    admitted = _admit(payload, operation, task_id, deps)
     if isinstance(admitted, ResultEnvelope):
         return await _publish(publisher, admitted, payload, None)
     # One round trip for what the job reads from Redis before it runs: result key, blobs, cache entry.
@@ -149,7 +175,7 @@ async def process_many(
         return [await _publish(publisher, _refusal(None, task_id, operation, message, deps.worker), payloads, None)]
     ids = [f"{task_id}-{i}" for i in range(len(payloads))]
     payloads = [_named(p, i) for p, i in zip(payloads, ids, strict=True)]
-    admitted = [_admit(p, operation, i, deps.worker) for p, i in zip(payloads, ids, strict=True)]
+    admitted = [_admit(p, operation, i, deps) for p, i in zip(payloads, ids, strict=True)]
     # One MGET for the whole message (each job's result key, blobs and cache entry), not one per job.
     keys = {key: None for job in admitted if not isinstance(job, ResultEnvelope) for key in prefetch_keys(job, deps)}
     values = dict(zip(keys, await deps.redis.mget(list(keys)), strict=True)) if keys else {}

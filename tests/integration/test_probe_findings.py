@@ -3,6 +3,8 @@ command, real Redis (plain and TLS), real workers, local_rekognition or the coun
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import subprocess
 import sys
 import uuid
@@ -16,6 +18,7 @@ from tests.fixtures.chaos import PHOTO
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.integration.clirun import cli_env, json_lines, run_cli
 from tests.integration.test_redis_tls import tls_redis  # noqa: F401  (the fixture)
+from tests.integration.test_signing import make_identity
 from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(240)
@@ -111,3 +114,29 @@ def test_a_truncated_jpeg_costs_no_rekognition_call(stack: Callable[..., tuple])
     assert "truncated" in cut.error.message  # type: ignore[union-attr]
     assert results["whole"].status is JobStatus.SUCCEEDED
     assert standin.stats()["calls"] == 1
+
+
+def test_a_signed_message_replayed_after_its_result_expired_is_refused(
+    tmp_path: Path,
+    redis_url: str,
+    local_rekognition_url: str,
+    moto_s3_url: str,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given signing workers keeping results 60 s, and a trusted producer
+    key, cert = make_identity(tmp_path, "both")
+    signing = {"signing_key": key, "signing_cert": cert, "signing_cert_store": str(tmp_path / "*.pem")}
+    queue = f"replay-{uuid.uuid4().hex[:8]}"
+    start_worker(worker_environment(redis_url, local_rekognition_url, moto_s3_url, queue, result_ttl_s="60", **signing))
+    settings = ProducerSettings(redis_url=redis_url, queue=queue, **signing)  # type: ignore[arg-type]
+    with FaceQueue(settings) as fq:
+        # When a message signed two minutes ago (captured then, its result expired since) is pushed again as it was
+        prepared = jobs.detect_faces(grace_hopper())
+        then = prepared.job.submitted_at - datetime.timedelta(seconds=120)
+        old = dataclasses.replace(prepared, job=prepared.job.model_copy(update={"submitted_at": then}))
+        replayed = fq.result(fq.submit(old), timeout_s=60)
+        # And a fresh one is sent
+        fresh = fq.result(fq.submit(jobs.detect_faces(grace_hopper())), timeout_s=60)
+    # Then the old one is refused without a call, the fresh one runs
+    assert (replayed.status, replayed.error.code, replayed.attempts) == (JobStatus.FAILED, "JobExpired", 0)  # type: ignore[union-attr]
+    assert fresh.status is JobStatus.SUCCEEDED
