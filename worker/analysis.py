@@ -30,6 +30,7 @@ from worker.cache import CacheEntry, ResponseCache, cacheable, fingerprint
 from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
 from worker.images import JobReads, blob_identity, identity, rekognition_image
 from worker.ratelimit import RateLimiter
+from worker.responses import check_members
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("facequeue.worker")
@@ -227,7 +228,13 @@ async def _call(job: Job, deps: Deps, outcome: _Outcome, reads: JobReads) -> tup
         return stored, True
     params = await _request_with_transient_retries(job, deps, reads)
     method = getattr(deps.rekognition, _METHODS[job.operation.value])
-    response: dict[str, Any] = await _with_retries(lambda: method(**params), deps, outcome, job.operation.value)
+
+    async def call() -> dict[str, Any]:
+        answer: dict[str, Any] = await method(**params)
+        check_members(job.operation.value, answer)
+        return answer
+
+    response: dict[str, Any] = await _with_retries(call, deps, outcome, job.operation.value)
     response.pop("ResponseMetadata", None)
     if fp is not None and deps.cache is not None:
         outcome.cache_entry = deps.cache.entry(fp, response)
