@@ -23,6 +23,7 @@ from producer.contract import (
 from worker.analysis import Deps, prefetch_keys, run_job
 from worker.cache import CacheEntry
 from worker.errors import ShuttingDown
+from worker.journal import journaled
 from worker.publish import Publisher
 
 _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
@@ -78,7 +79,7 @@ def _admit(payload: Any, operation: Operation, task_id: str, worker: str) -> Job
 
 
 async def process(
-    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher, redelivered: bool = False
+    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher
 ) -> ResultEnvelope:
     """Handle one task message for ``operation`` and return the envelope that stands for it."""
     payload = _named(payload, task_id)
@@ -88,7 +89,7 @@ async def process(
     # One round trip for what the job reads from Redis before it runs: result key, blobs, cache entry.
     keys = prefetch_keys(admitted, deps)
     values = dict(zip(keys, await deps.redis.mget(keys), strict=True))
-    return await _run(admitted, payload, values, deps, publisher, redelivered)
+    return await _run(admitted, payload, values, deps, publisher)
 
 
 async def _run(
@@ -97,14 +98,13 @@ async def _run(
     values: Mapping[str, bytes | None],
     deps: Deps,
     publisher: Publisher,
-    redelivered: bool,
 ) -> ResultEnvelope:
     """Run an admitted job whose prefetch_keys were read into ``values``, and publish it once."""
     already = await publisher.published(job.job_id, values)
     if already is not None:
         # Redelivered after its result was published (a crash between publish and ack): never pay twice.
         return already
-    envelope, cache = await run_job(job, deps, redelivered, values)
+    envelope, cache = await run_job(job, deps, values)
     return await _publish(publisher, envelope, payload, job, cache)
 
 
@@ -112,7 +112,8 @@ async def _publish(
     publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None, cache: CacheEntry | None = None
 ) -> ResultEnvelope:
     """Publish once (with the job's fresh cache entry, if any); return the envelope that stands."""
-    standing, _ = await publisher.publish(envelope, payload, job_blobs(job) if job is not None else (), cache)
+    blobs = job_blobs(job) if job is not None else ()
+    standing, _ = await publisher.publish(envelope, payload, blobs, cache, job is not None and journaled(job))
     return standing
 
 
@@ -122,7 +123,6 @@ async def process_many(
     task_id: str,
     deps: Deps,
     publisher: Publisher,
-    redelivered: bool = False,
 ) -> list[ResultEnvelope]:
     """Handle a task message carrying several jobs: run them side by side, each validated and published on its own.
 
@@ -145,7 +145,7 @@ async def process_many(
         *(
             _publish(publisher, job, p, None)
             if isinstance(job, ResultEnvelope)
-            else _run(job, p, values, deps, publisher, redelivered)
+            else _run(job, p, values, deps, publisher)
             for job, p in zip(admitted, payloads, strict=True)
         ),
         return_exceptions=True,

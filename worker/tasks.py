@@ -29,16 +29,14 @@ def _shell(operation: Operation) -> Task:
         task_id = self.request.id or ""
         try:
             with metrics.IN_FLIGHT.track_inprogress():
-                # kombu marks a message restored after a worker died (or its visibility timeout passed) redelivered.
-                redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
                 deps, publisher = runtime.deps, runtime.publisher
                 if isinstance(job, list):
-                    envelopes = runtime.run(process_many(job, operation, task_id, deps, publisher, redelivered))
+                    envelopes = runtime.run(process_many(job, operation, task_id, deps, publisher))
                     # What a bulk submit sends asks Celery to store nothing (producer/messages.py): skip the dump.
                     if getattr(self.request, "ignore_result", False):
                         return []
                     return [e.model_dump(mode="json", exclude_none=True) for e in envelopes]
-                envelope = runtime.run(process(job, operation, task_id, deps, publisher, redelivered))
+                envelope = runtime.run(process(job, operation, task_id, deps, publisher))
                 return envelope.model_dump(mode="json", exclude_none=True)
         except ShuttingDown:
             # Back to the queue for another worker; jobs it already published are skipped when it comes round.
