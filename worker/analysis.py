@@ -34,6 +34,7 @@ from worker.journal import journaled
 from worker.ratelimit import RateLimiter
 from worker.responses import check_members
 from worker.settings import WorkerSettings
+from worker.unpublished import Unpublished
 
 log = logging.getLogger("facequeue.worker")
 
@@ -75,6 +76,8 @@ class Deps:
     worker: str = ""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the worker shuts down: waiting jobs give their message back instead of holding the shutdown."""
+    unpublished: Unpublished = field(default_factory=Unpublished)
+    """Results Redis refused to publish, kept for when their message comes back (never paid twice)."""
 
     async def pause(self, seconds: float) -> None:
         """Sleep, unless the worker starts stopping: then raise ShuttingDown at once."""

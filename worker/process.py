@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from producer.contract import (
     MAX_JOBS_PER_MESSAGE,
@@ -18,6 +19,7 @@ from producer.contract import (
     ResultEnvelope,
     job_blobs,
     parse_job,
+    result_key,
     utcnow,
 )
 from worker.analysis import Deps, prefetch_keys, run_job
@@ -38,17 +40,24 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems) + more
 
 
-def _refusal(payload: Any, task_id: str, operation: Operation, message: str, worker: str) -> ResultEnvelope:
+def _job_id(payload: Any, task_id: str) -> str:
     fields = payload if isinstance(payload, dict) else {}
-    job_id = fields.get("job_id") if isinstance(fields.get("job_id"), str) and _ID.match(fields["job_id"]) else None
+    job_id = fields.get("job_id")
+    return job_id if isinstance(job_id, str) and _ID.match(job_id) else task_id
+
+
+def _refusal(
+    payload: Any, task_id: str, operation: Operation, message: str, worker: str, code: str = "InvalidJob"
+) -> ResultEnvelope:
+    fields = payload if isinstance(payload, dict) else {}
     batch_id = fields.get("batch_id")
     now = utcnow()
     return ResultEnvelope(
-        job_id=job_id or task_id,
+        job_id=_job_id(payload, task_id),
         batch_id=batch_id if isinstance(batch_id, str) and _ID.match(batch_id) else None,
         operation=operation.value,
         status=JobStatus.FAILED,
-        error=JobError(code="InvalidJob", message=message, retryable=False),
+        error=JobError(code=code, message=message, retryable=code != "InvalidJob"),
         attempts=0,
         started_at=now,
         finished_at=now,
@@ -85,7 +94,7 @@ async def process(
     payload = _named(payload, task_id)
     admitted = _admit(payload, operation, task_id, deps.worker)
     if isinstance(admitted, ResultEnvelope):
-        return await _publish(publisher, admitted, payload, None)
+        return await _publish(deps, publisher, admitted, payload, None)
     # One round trip for what the job reads from Redis before it runs: result key, blobs, cache entry.
     keys = prefetch_keys(admitted, deps)
     values = dict(zip(keys, await deps.redis.mget(keys), strict=True))
@@ -104,17 +113,59 @@ async def _run(
     if already is not None:
         # Redelivered after its result was published (a crash between publish and ack): never pay twice.
         return already
+    kept = deps.unpublished.take(job.job_id)
+    if kept is not None:
+        # Paid for on an earlier delivery whose publish Redis refused: publish that answer, never pay twice.
+        return await _publish(deps, publisher, kept.envelope, payload, job, kept.cache)
     envelope, cache = await run_job(job, deps, values)
-    return await _publish(publisher, envelope, payload, job, cache)
+    return await _publish(deps, publisher, envelope, payload, job, cache)
 
 
 async def _publish(
-    publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None, cache: CacheEntry | None = None
+    deps: Deps,
+    publisher: Publisher,
+    envelope: ResultEnvelope,
+    payload: Any,
+    job: Job | None,
+    cache: CacheEntry | None = None,
 ) -> ResultEnvelope:
     """Publish once (with the job's fresh cache entry, if any); return the envelope that stands."""
     blobs = job_blobs(job) if job is not None else ()
-    standing, _ = await publisher.publish(envelope, payload, blobs, cache, job is not None and journaled(job))
+    try:
+        standing, _ = await publisher.publish(envelope, payload, blobs, cache, job is not None and journaled(job))
+    except RedisError:
+        if job is not None:
+            deps.unpublished.keep(envelope, cache)
+        raise
     return standing
+
+
+async def dead_letter_refused(
+    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher, why: str
+) -> list[str]:
+    """Keep a message's unpublished jobs as dead letters, with any answer already paid for; return their job ids.
+
+    For a message Redis refused to publish too many times (tasks.py): the dead letters are a smaller write than a
+    publish, to other keys, and `facequeue dead list` shows them; the message can then be acknowledged.
+    """
+    payloads = payload if isinstance(payload, list) else [payload]
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))] if isinstance(payload, list) else [task_id]
+    job_ids = [_job_id(_named(p, i), i) for p, i in zip(payloads, ids, strict=True)]
+    published = await deps.redis.mget([result_key(job_id) for job_id in job_ids])
+    left = []
+    for p, i, job_id, done in zip(payloads, ids, job_ids, published, strict=True):
+        if done is not None:
+            continue
+        message = f"{why}; kept as a dead letter: `facequeue dead retry {job_id}` once Redis accepts the writes"
+        envelope = _refusal(_named(p, i), i, operation, message, deps.worker, code="PublishRefused")
+        kept = deps.unpublished.peek(job_id)
+        if kept is not None:  # the answer already paid for travels with the dead letter
+            envelope = envelope.model_copy(
+                update={"response": kept.envelope.response, "attempts": kept.envelope.attempts}
+            )
+        await publisher.dead_letter(envelope, p)
+        left.append(job_id)
+    return left
 
 
 async def process_many(
@@ -133,7 +184,7 @@ async def process_many(
     if len(payloads) > MAX_JOBS_PER_MESSAGE:
         message = f"a task message carries at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried {len(payloads)}"
         return [
-            await _publish(publisher, _refusal(p, i, operation, message, deps.worker), p, None)
+            await _publish(deps, publisher, _refusal(p, i, operation, message, deps.worker), p, None)
             for p, i in zip(payloads, ids, strict=True)
         ]
     payloads = [_named(p, i) for p, i in zip(payloads, ids, strict=True)]
@@ -143,7 +194,7 @@ async def process_many(
     values = dict(zip(keys, await deps.redis.mget(list(keys)), strict=True)) if keys else {}
     outcomes = await asyncio.gather(
         *(
-            _publish(publisher, job, p, None)
+            _publish(deps, publisher, job, p, None)
             if isinstance(job, ResultEnvelope)
             else _run(job, p, values, deps, publisher)
             for job, p in zip(admitted, payloads, strict=True)

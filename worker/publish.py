@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -195,6 +196,15 @@ class Publisher:
             return envelope, True
         existing = await self._redis.get(result_key(envelope.job_id))
         return (ResultEnvelope.model_validate_json(existing) if existing else envelope), False
+
+    async def dead_letter(self, envelope: ResultEnvelope, job: Any) -> None:
+        """Keep a job as a dead letter without publishing its result (for when Redis refuses the publish itself)."""
+        stored = json.loads(envelope.model_dump_json(exclude_none=True))
+        dead = json.dumps({"job": job, "envelope": stored}, default=str)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(DEAD_LETTERS_KEY, {envelope.job_id: time.time()})
+            pipe.set(dead_letter_key(envelope.job_id), dead, ex=self._ttl_s)
+            await pipe.execute()
 
     async def published(self, job_id: str, prefetched: Mapping[str, bytes | None]) -> ResultEnvelope | None:
         """Return the job's published envelope, if any (a redelivered job checks this before paying again).
