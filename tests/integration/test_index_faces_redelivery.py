@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,7 @@ from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import queue_for
 from producer.messages import protocol_app, task_message
 from tests.fixtures.aws import rekognition_client
+from tests.fixtures.chaos import CHAOS, account
 from tests.fixtures.redis import every_key_but, wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.photos import grace_hopper
@@ -124,3 +126,39 @@ def test_an_answer_given_before_the_publish_failed_is_published_without_indexing
     rekognition.delete_collection(CollectionId=cid)
     fq.close()
     redis_client.acl_deluser(user)
+
+
+def test_sigkill_mid_message_of_index_faces_keeps_every_face_other_jobs_indexed(
+    redis_url: str, local_rekognition_url: str, moto_s3_url: str, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Given a person enrolled from 4 photos, and a message of 8 more IndexFaces jobs for them under the same id
+    queue = f"kill-index-{uuid.uuid4().hex[:8]}"
+    env = worker_environment(redis_url, local_rekognition_url, moto_s3_url, queue, **CHAOS)
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    cid = f"kill-{uuid.uuid4().hex[:8]}"
+    rekognition = rekognition_client(local_rekognition_url)
+    rekognition.create_collection(CollectionId=cid)
+    views = _views()
+    earlier = {
+        rekognition.index_faces(CollectionId=cid, Image={"Bytes": v}, ExternalImageId="grace")["FaceRecords"][0][
+            "Face"
+        ]["FaceId"]
+        for v in views
+    }
+    batch = fq.submit_many(jobs.index_faces(views[i % 4], cid, external_image_id="grace") for i in range(8))
+    # When the worker is SIGKILLed once Rekognition has indexed some of them, and another takes over
+    first = start_worker(env)
+    wait_until(lambda: len(rekognition.list_faces(CollectionId=cid)["Faces"]) > 4, 60, "a face to be indexed")
+    first.stop(signal.SIGKILL)
+    start_worker(env)
+    results = fq.wait(batch.batch_id, timeout_s=120)
+    # Then every job has one result, no face indexed by anyone else is gone, and every published face exists
+    summary = account(fq.redis, fq, batch)
+    published = {r.response["FaceRecords"][0]["Face"]["FaceId"] for r in results}  # type: ignore[index]
+    faces = {f["FaceId"] for f in rekognition.list_faces(CollectionId=cid, MaxResults=100)["Faces"]}
+    extra = len(faces) - len(earlier) - len(published)
+    print(f"faces: {len(faces)} ({len(earlier)} earlier, {len(published)} published, {extra} unrecorded copies)")
+    assert summary["lost"] == 0 and summary["duplicated"] == 0 and summary["succeeded"] == 8
+    assert earlier <= faces and published <= faces and extra >= 0
+    rekognition.delete_collection(CollectionId=cid)
+    fq.close()
