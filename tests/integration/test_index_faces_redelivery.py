@@ -162,3 +162,37 @@ def test_sigkill_mid_message_of_index_faces_keeps_every_face_other_jobs_indexed(
     assert earlier <= faces and published <= faces and extra >= 0
     rekognition.delete_collection(CollectionId=cid)
     fq.close()
+
+
+def test_a_create_collection_whose_publish_was_refused_succeeds_when_it_comes_back(
+    redis_url: str,
+    redis_client: redis.Redis,
+    local_rekognition_url: str,
+    moto_s3_url: str,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a worker whose user may not write result keys, and a CreateCollection job
+    user, password = f"noresult-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    patterns = [f"~{p}" for p in every_key_but("facequeue:result:")] + ["%R~facequeue:result:*"]
+    redis_client.acl_setuser(user, enabled=True, passwords=[f"+{password}"], commands=["+@all"], channels=["*"])
+    redis_client.execute_command("ACL", "SETUSER", user, *patterns)
+    worker_url = redis_url.replace("redis://", f"redis://{user}:{password}@")
+    queue = f"journal-{uuid.uuid4().hex[:8]}"
+    start_worker(worker_environment(worker_url, local_rekognition_url, moto_s3_url, queue, redis_error_pause_s="0.2"))
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    cid = f"journal-{uuid.uuid4().hex[:8]}"
+    rekognition = rekognition_client(local_rekognition_url)
+    # When the collection is made, the publish refused, and the job comes round again once Redis lets it publish
+    handle = fq.submit(jobs.create_collection(cid))
+    wait_until(lambda: cid in rekognition.list_collections()["CollectionIds"], 60, "the collection to exist")
+    wait_until(
+        lambda: any(e.get("username") == user for e in redis_client.acl_log()), 30, "Redis to refuse the publish"
+    )
+    redis_client.execute_command("ACL", "SETUSER", user, "~*")
+    envelope = fq.result(handle, timeout_s=60)
+    # Then the job succeeded with the answer of its first run, not ResourceAlreadyExistsException from a second
+    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+    assert envelope.response is not None and envelope.response["StatusCode"] == 200
+    rekognition.delete_collection(CollectionId=cid)
+    fq.close()
+    redis_client.acl_deluser(user)
