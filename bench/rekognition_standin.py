@@ -2,8 +2,9 @@
 
 It speaks Rekognition's wire protocol (AWS JSON 1.1) and answers DetectFaces with a real recorded response after a
 configured delay, so a benchmark measures the pipeline, not a model. It can enforce an account-style TPS quota
-(ThrottlingException above it, as Rekognition does), throttle a share of calls, answer bursts of 5xx, and stall
-past the client's timeout. GET /stats returns what it saw, so a test can count calls, throttles and rates.
+(ThrottlingException above it, as Rekognition does), throttle a share of calls, answer bursts of 5xx, stall
+past the client's timeout, and answer 200 with a body that is not JSON. GET /stats returns what it saw, so a test
+can count calls, throttles and rates.
 
     python bench/rekognition_standin.py --port 0 --delay-ms 150 --tps 50
 """
@@ -80,6 +81,10 @@ class StandIn:
             self.counts["stalled"] += 1
             await asyncio.sleep(a.stall_s)
         await asyncio.sleep(a.delay_ms / 1000)
+        if self.counts["garbled"] < a.garble_first:
+            # What a misbehaving proxy or a truncated answer looks like: 200 OK, a body that is not JSON.
+            self.counts["garbled"] += 1
+            return web.Response(text="<html>502 upstream hiccup</html>", content_type="application/x-amz-json-1.1")
         self.counts["ok"] += 1
         self.accepted_times.append(time.monotonic())
         body: dict[str, Any] = self.detect_response if operation == "DetectFaces" else {}
@@ -113,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--error-burst-len", type=int, default=3)
     p.add_argument("--stall-share", type=float, default=0.0, help="share of calls that stall")
     p.add_argument("--stall-s", type=float, default=10.0)
+    p.add_argument("--garble-first", type=int, default=0, help="the first N calls answer 200 with a non-JSON body")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
 

@@ -55,10 +55,9 @@ class AsyncFaceQueue(ClientCore):
         """Submit many jobs as one batch, one Redis round trip per chunk."""
         batch_id = batch_id or new_id()
         ids: list[str] = []
-        seen: set[str] = set()
         for chunk in self.chunks(prepared):
             pipe = self.redis.pipeline(transaction=False)
-            ids += self.chunk_commands(pipe, batch_id, chunk, seen)
+            ids += self.chunk_commands(pipe, batch_id, chunk)
             await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
         self.seal(pipe, batch_id, len(ids))

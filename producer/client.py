@@ -150,7 +150,7 @@ class ClientCore:
         signing = self.settings.signing()
         self._signer = Signer(signing) if signing else None
 
-    def chunk_commands(self, pipe: Any, batch_id: str, chunk: list[PreparedJob], seen: set[str]) -> list[str]:
+    def chunk_commands(self, pipe: Any, batch_id: str, chunk: list[PreparedJob]) -> list[str]:
         """Queue one chunk's blob stores, counters and task messages on a pipeline; return the job ids."""
         s = self.settings
         key = batch_key(batch_id)
@@ -166,6 +166,9 @@ class ClientCore:
             pipe.expire(blob_refs_key(digest), s.blob_ttl_s)
         ids = []
         packed: list[Job] = []
+        # Every chunk stores the blobs its own jobs read, even ones an earlier chunk of the batch stored: that
+        # chunk's jobs may all have finished meanwhile and deleted the blob with its last reference.
+        seen: set[str] = set()
         for prepared in chunk:
             for digest, data in prepared.blobs.items():
                 if digest not in seen:
@@ -271,10 +274,9 @@ class FaceQueue(ClientCore):
         """Submit many jobs as one batch, one Redis round trip per chunk of FACEQUEUE_SUBMIT_CHUNK jobs."""
         batch_id = batch_id or new_id()
         ids: list[str] = []
-        seen: set[str] = set()
         for chunk in self.chunks(prepared):
             pipe = self.redis.pipeline(transaction=False)
-            ids += self.chunk_commands(pipe, batch_id, chunk, seen)
+            ids += self.chunk_commands(pipe, batch_id, chunk)
             pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
         self.seal(pipe, batch_id, len(ids))

@@ -105,6 +105,11 @@ def dead_letter_key(job_id: str) -> str:
     return f"{DEAD_LETTERS_KEY}:{job_id}"
 
 
+def journal_key(job_id: str) -> str:
+    """Where a worker records a state-changing job's Rekognition answer until its result is published."""
+    return f"{KEY_PREFIX}:journal:{job_id}"
+
+
 def cache_key(fingerprint: str) -> str:
     """Redis key of a stored Rekognition response for one image, operation and parameters."""
     return f"{KEY_PREFIX}:cache:{fingerprint}"

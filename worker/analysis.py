@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
@@ -11,10 +10,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from producer.contract import (
     BlobImage,
     CompareFacesJob,
-    IndexFacesJob,
     Job,
     JobError,
     JobStatus,
@@ -22,15 +22,19 @@ from producer.contract import (
     S3Image,
     cache_key,
     job_images,
+    journal_key,
     result_key,
     utcnow,
 )
-from worker import metrics
+from worker import journal, metrics
 from worker.cache import CacheEntry, ResponseCache, cacheable, fingerprint
 from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
 from worker.images import JobReads, blob_identity, identity, rekognition_image
+from worker.journal import journaled
 from worker.ratelimit import RateLimiter
+from worker.responses import check_members
 from worker.settings import WorkerSettings
+from worker.unpublished import Unpublished
 
 log = logging.getLogger("facequeue.worker")
 
@@ -72,6 +76,8 @@ class Deps:
     worker: str = ""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the worker shuts down: waiting jobs give their message back instead of holding the shutdown."""
+    unpublished: Unpublished = field(default_factory=Unpublished)
+    """Results Redis refused to publish, kept for when their message comes back (never paid twice)."""
 
     async def pause(self, seconds: float) -> None:
         """Sleep, unless the worker starts stopping: then raise ShuttingDown at once."""
@@ -178,11 +184,14 @@ async def _request(job: Job, deps: Deps, reads: JobReads) -> dict[str, Any]:
 
 
 def prefetch_keys(job: Job, deps: Deps) -> list[str]:
-    """The Redis keys a job reads that are known before it runs, for one MGET: its result key, its image blobs, and
-    its cache entry when every image is a blob (an S3 image's cache key needs the object's ETag first)."""
+    """The Redis keys a job reads that are known before it runs, for one MGET: its result key, its image blobs, its
+    journal entry (state-changing jobs), and its cache entry when every image is a blob (an S3 image's cache key
+    needs the object's ETag first)."""
     images = job_images(job)
     blobs = [image for image in images if isinstance(image, BlobImage)]
     keys = [result_key(job.job_id), *(blob.key for blob in blobs)]
+    if journaled(job):
+        keys.append(journal_key(job.job_id))
     if deps.cache is not None and deps.cache.ttl_s and cacheable(job) and len(blobs) == len(images):
         keys.append(cache_key(fingerprint(job, [blob_identity(blob) for blob in blobs])))
     return keys
@@ -225,52 +234,32 @@ async def _call(job: Job, deps: Deps, outcome: _Outcome, reads: JobReads) -> tup
     fp, stored = await _cached(job, deps, reads)
     if stored is not None:
         return stored, True
+    recording = journaled(job)
+    if recording:
+        earlier = await journal.earlier_answer(job, deps.redis, reads)
+        if earlier is not None:
+            return earlier, False
     params = await _request_with_transient_retries(job, deps, reads)
+    if recording:
+        await journal.begin(job, deps.redis, deps.settings.result_ttl_s)
     method = getattr(deps.rekognition, _METHODS[job.operation.value])
-    response: dict[str, Any] = await _with_retries(lambda: method(**params), deps, outcome, job.operation.value)
+
+    async def call() -> dict[str, Any]:
+        answer: dict[str, Any] = await method(**params)
+        check_members(job.operation.value, answer)
+        return answer
+
+    response: dict[str, Any] = await _with_retries(call, deps, outcome, job.operation.value)
     response.pop("ResponseMetadata", None)
+    if recording:
+        await journal.record(job, deps.redis, response, deps.settings.result_ttl_s)
     if fp is not None and deps.cache is not None:
         outcome.cache_entry = deps.cache.entry(fp, response)
     return response, False
 
 
-async def _remove_earlier_copies(job: IndexFacesJob, response: dict[str, Any], deps: Deps) -> None:
-    """Delete the faces an earlier run of this job indexed but died before publishing (redeliveries only).
-
-    IndexFaces has no idempotency token: a run killed between Rekognition's answer and the publish leaves faces
-    nobody was told about. The redelivered run indexes again, then finds those copies (same image: similarity
-    ≥ 99, same ExternalImageId, not among its own new faces) and deletes them, so the collection holds each face once.
-    """
-    records = response.get("FaceRecords", [])
-    new_ids = {r["Face"]["FaceId"] for r in records}
-    stale: set[str] = set()
-    for record in records:
-        face = record["Face"]
-        search = functools.partial(
-            deps.rekognition.search_faces,
-            CollectionId=job.collection_id,
-            FaceId=face["FaceId"],
-            FaceMatchThreshold=99.0,
-            MaxFaces=100,
-        )
-        found = await _with_retries(search, deps, _Outcome(), "SearchFaces")
-        stale |= {
-            m["Face"]["FaceId"]
-            for m in found.get("FaceMatches", [])
-            if m["Face"]["FaceId"] not in new_ids and m["Face"].get("ExternalImageId") == face.get("ExternalImageId")
-        }
-    if stale:
-        await _with_retries(
-            lambda: deps.rekognition.delete_faces(CollectionId=job.collection_id, FaceIds=sorted(stale)),
-            deps,
-            _Outcome(),
-            "DeleteFaces",
-        )
-        log.warning("job %s redelivered: removed %d face(s) its earlier run had indexed", job.job_id, len(stale))
-
-
 async def run_job(
-    job: Job, deps: Deps, redelivered: bool = False, redis_values: Mapping[str, bytes | None] | None = None
+    job: Job, deps: Deps, redis_values: Mapping[str, bytes | None] | None = None
 ) -> tuple[ResultEnvelope, CacheEntry | None]:
     """Run a job against Rekognition (or the cache); never raises for a bad job.
 
@@ -287,9 +276,8 @@ async def run_job(
     try:
         async with asyncio.timeout(deps.settings.job_timeout_s):
             response, cached = await _call(job, deps, outcome, reads)
-            if redelivered and isinstance(job, IndexFacesJob):
-                await _remove_earlier_copies(job, response, deps)
-    except ShuttingDown:
+    except (ShuttingDown, RedisError):
+        # Redis refused or went away: the task puts the message back rather than publish a failure nobody caused.
         raise
     except TimeoutError:
         error = JobError(

@@ -73,3 +73,15 @@ def serve(port: int, redis_url: str, queues: Sequence[str]) -> Any:
     REGISTRY.register(QueueDepth(redis_url, queues))
     _served[os.getpid()] = server
     return server
+REPLAYED = Counter(
+    "facequeue_journal_replays",
+    "State-changing jobs whose earlier run's recorded answer was published instead of calling Rekognition again.",
+    ["operation"],
+    registry=REGISTRY,
+)
+UNRECORDED = Counter(
+    "facequeue_journal_unrecorded",
+    "State-changing jobs whose earlier run may have called Rekognition and stopped before recording the answer.",
+    ["operation"],
+    registry=REGISTRY,
+)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from producer.contract import (
     MAX_JOBS_PER_MESSAGE,
@@ -19,11 +20,13 @@ from producer.contract import (
     ResultEnvelope,
     job_blobs,
     parse_job,
+    result_key,
     utcnow,
 )
 from worker.analysis import Deps, prefetch_keys, run_job
 from worker.cache import CacheEntry
 from worker.errors import ShuttingDown
+from worker.journal import journaled
 from worker.publish import Publisher
 
 _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
@@ -49,19 +52,24 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems) + more
 
 
+def _job_id(payload: Any, task_id: str) -> str:
+    fields = payload if isinstance(payload, dict) else {}
+    job_id = fields.get("job_id")
+    return job_id if isinstance(job_id, str) and _ID.match(job_id) else task_id
+
+
 def _refusal(
     payload: Any, task_id: str, operation: Operation, message: str, worker: str, code: str = "InvalidJob"
 ) -> ResultEnvelope:
     fields = payload if isinstance(payload, dict) else {}
-    job_id = fields.get("job_id") if isinstance(fields.get("job_id"), str) and _ID.match(fields["job_id"]) else None
     batch_id = fields.get("batch_id")
     now = utcnow()
     return ResultEnvelope(
-        job_id=job_id or task_id,
+        job_id=_job_id(payload, task_id),
         batch_id=batch_id if isinstance(batch_id, str) and _ID.match(batch_id) else None,
         operation=operation.value,
         status=JobStatus.FAILED,
-        error=JobError(code=code, message=message, retryable=False),
+        error=JobError(code=code, message=message, retryable=code not in ("InvalidJob", "JobExpired")),
         attempts=0,
         started_at=now,
         finished_at=now,
@@ -115,18 +123,16 @@ def _stale(payload: Any, job: Job, deps: Deps) -> str | None:
     return None
 
 
-async def process(
-    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher, redelivered: bool = False
-) -> ResultEnvelope:
+async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher) -> ResultEnvelope:
     """Handle one task message for ``operation`` and return the envelope that stands for it."""
     payload = _named(payload, task_id)
     admitted = _admit(payload, operation, task_id, deps)
     if isinstance(admitted, ResultEnvelope):
-        return await _publish(publisher, admitted, payload, None)
+        return await _publish(deps, publisher, admitted, payload, None)
     # One round trip for what the job reads from Redis before it runs: result key, blobs, cache entry.
     keys = prefetch_keys(admitted, deps)
     values = dict(zip(keys, await deps.redis.mget(keys), strict=True))
-    return await _run(admitted, payload, values, deps, publisher, redelivered)
+    return await _run(admitted, payload, values, deps, publisher)
 
 
 async def _run(
@@ -135,24 +141,66 @@ async def _run(
     values: Mapping[str, bytes | None],
     deps: Deps,
     publisher: Publisher,
-    redelivered: bool,
 ) -> ResultEnvelope:
     """Run an admitted job whose prefetch_keys were read into ``values``, and publish it once."""
     already = await publisher.published(job.job_id, values)
     if already is not None:
         # Redelivered after its result was published (a crash between publish and ack): never pay twice.
         return already
-    envelope, cache = await run_job(job, deps, redelivered, values)
-    return await _publish(publisher, envelope, payload, job, cache)
+    kept = deps.unpublished.take(job.job_id)
+    if kept is not None:
+        # Paid for on an earlier delivery whose publish Redis refused: publish that answer, never pay twice.
+        return await _publish(deps, publisher, kept.envelope, payload, job, kept.cache)
+    envelope, cache = await run_job(job, deps, values)
+    return await _publish(deps, publisher, envelope, payload, job, cache)
 
 
 async def _publish(
-    publisher: Publisher, envelope: ResultEnvelope, payload: Any, job: Job | None, cache: CacheEntry | None = None
+    deps: Deps,
+    publisher: Publisher,
+    envelope: ResultEnvelope,
+    payload: Any,
+    job: Job | None,
+    cache: CacheEntry | None = None,
 ) -> ResultEnvelope:
     """Publish once (with the job's fresh cache entry, if any); return the envelope that stands."""
+    blobs = job_blobs(job) if job is not None else ()
     kept = payload if job is not None else _evidence(payload)  # a refused payload may be megabytes of anything
-    standing, _ = await publisher.publish(envelope, kept, job_blobs(job) if job is not None else (), cache)
+    try:
+        standing, _ = await publisher.publish(envelope, kept, blobs, cache, job is not None and journaled(job))
+    except RedisError:
+        if job is not None:
+            deps.unpublished.keep(envelope, cache)
+        raise
     return standing
+
+
+async def dead_letter_refused(
+    payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher, why: str
+) -> list[str]:
+    """Keep a message's unpublished jobs as dead letters, with any answer already paid for; return their job ids.
+
+    For a message Redis refused to publish too many times (tasks.py): the dead letters are a smaller write than a
+    publish, to other keys, and `facequeue dead list` shows them; the message can then be acknowledged.
+    """
+    payloads = payload if isinstance(payload, list) else [payload]
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))] if isinstance(payload, list) else [task_id]
+    job_ids = [_job_id(_named(p, i), i) for p, i in zip(payloads, ids, strict=True)]
+    published = await deps.redis.mget([result_key(job_id) for job_id in job_ids])
+    left = []
+    for p, i, job_id, done in zip(payloads, ids, job_ids, published, strict=True):
+        if done is not None:
+            continue
+        message = f"{why}; kept as a dead letter: `facequeue dead retry {job_id}` once Redis accepts the writes"
+        envelope = _refusal(_named(p, i), i, operation, message, deps.worker, code="PublishRefused")
+        kept = deps.unpublished.peek(job_id)
+        if kept is not None:  # the answer already paid for travels with the dead letter
+            envelope = envelope.model_copy(
+                update={"response": kept.envelope.response, "attempts": kept.envelope.attempts}
+            )
+        await publisher.dead_letter(envelope, p)
+        left.append(job_id)
+    return left
 
 
 async def process_many(
@@ -161,7 +209,6 @@ async def process_many(
     task_id: str,
     deps: Deps,
     publisher: Publisher,
-    redelivered: bool = False,
 ) -> list[ResultEnvelope]:
     """Handle a task message carrying several jobs: run them side by side, each validated and published on its own.
 
@@ -172,7 +219,8 @@ async def process_many(
         # Refused whole, as one failed result under the task id and one bounded dead letter: a message of 3,000
         # jobs must not become 3,000 results and 3,000 stored copies of itself.
         message = f"a task message carries at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried {len(payloads)}"
-        return [await _publish(publisher, _refusal(None, task_id, operation, message, deps.worker), payloads, None)]
+        refusal = _refusal(None, task_id, operation, message, deps.worker)
+        return [await _publish(deps, publisher, refusal, payloads, None)]
     ids = [f"{task_id}-{i}" for i in range(len(payloads))]
     payloads = [_named(p, i) for p, i in zip(payloads, ids, strict=True)]
     admitted = [_admit(p, operation, i, deps) for p, i in zip(payloads, ids, strict=True)]
@@ -181,9 +229,9 @@ async def process_many(
     values = dict(zip(keys, await deps.redis.mget(list(keys)), strict=True)) if keys else {}
     outcomes = await asyncio.gather(
         *(
-            _publish(publisher, job, p, None)
+            _publish(deps, publisher, job, p, None)
             if isinstance(job, ResultEnvelope)
-            else _run(job, p, values, deps, publisher, redelivered)
+            else _run(job, p, values, deps, publisher)
             for job, p in zip(admitted, payloads, strict=True)
         ),
         return_exceptions=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,38 +25,49 @@ from producer.contract import (
     blob_key,
     dead_letter_key,
     done_channel,
+    journal_key,
     result_key,
 )
 from worker.cache import CacheEntry
 
 _PUBLISH = """
--- KEYS: result key, results stream, batch hash, batch stream (the last two empty without a batch), dead-letter
--- index, dead-letter key, response-cache key ('' when nothing is to be cached)
+-- KEYS: result key, results stream, dead-letter index, dead-letter key; then, only when present and in this order:
+-- the batch hash and its stream, the response-cache key, the job's journal key. Only real key names are passed, so
+-- a Redis user limited to facequeue's key patterns can run it (an empty name is a key it may not touch).
 -- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel, dead letter JSON ('' unless failed),
--- cached response JSON, cache ttl seconds, then the job's blob keys to release (succeeded jobs only: a dead letter
--- keeps its image for a retry)
+-- cached response JSON, cache ttl seconds, which optional keys follow ('b' batch, 'c' cache, 'j' journal), then the
+-- job's blob keys to release (succeeded jobs only: a dead letter keeps its image for a retry)
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
 end
-if KEYS[7] ~= '' then
-  redis.call('SET', KEYS[7], ARGV[8], 'NX', 'EX', ARGV[9])
+local k = 5
+local batch, batch_stream, cache, journal
+if string.find(ARGV[10], 'b', 1, true) then batch, batch_stream, k = KEYS[k], KEYS[k + 1], k + 2 end
+if string.find(ARGV[10], 'c', 1, true) then cache, k = KEYS[k], k + 1 end
+if string.find(ARGV[10], 'j', 1, true) then journal = KEYS[k] end
+if cache then
+  redis.call('SET', cache, ARGV[8], 'NX', 'EX', ARGV[9])
 end
-for i = 10, #ARGV do
+if journal then
+  -- The answer it recorded before publishing has done its job: the result key now stands for it.
+  redis.call('DEL', journal)
+end
+for i = 11, #ARGV do
   if redis.call('DECR', ARGV[i] .. ':refs') <= 0 then
     redis.call('DEL', ARGV[i], ARGV[i] .. ':refs')
   end
 end
 if ARGV[7] ~= '' then
   local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[5], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[4])
-  redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[2])
+  redis.call('ZADD', KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[2])
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job_id', ARGV[4], 'status', ARGV[3], 'envelope', ARGV[1])
-if KEYS[3] ~= '' then
-  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
-  redis.call('XADD', KEYS[4], '*', 'job_id', ARGV[4], 'status', ARGV[3])
-  redis.call('EXPIRE', KEYS[4], ARGV[2])
+if batch then
+  redis.call('HINCRBY', batch, ARGV[3], 1)
+  redis.call('EXPIRE', batch, ARGV[2])
+  redis.call('XADD', batch_stream, '*', 'job_id', ARGV[4], 'status', ARGV[3])
+  redis.call('EXPIRE', batch_stream, ARGV[2])
 end
 redis.call('PUBLISH', ARGV[6], ARGV[3])
 return 1
@@ -139,12 +151,14 @@ class Publisher:
         job: Any = None,
         release: Sequence[BlobImage] = (),
         cache: CacheEntry | None = None,
+        journaled: bool = False,
     ) -> tuple[ResultEnvelope, bool]:
         """Publish unless already published; return the envelope that stands and whether this call published it.
 
         A failed envelope also becomes a dead letter, kept with ``job`` (the job as received) so it can be retried;
         a succeeded one releases the job's references to the blobs in ``release``, and stores ``cache`` (a fresh
-        Rekognition response) in the response cache in the same round trip.
+        Rekognition response) in the response cache in the same round trip. ``journaled`` drops the answer the job
+        recorded before publishing (journal.py), now that the result key stands for it.
         """
         batch = envelope.batch_id
         envelope_json = envelope.model_dump_json(exclude_none=True)
@@ -154,15 +168,17 @@ class Publisher:
             dead = json.dumps({"job": job, "envelope": json.loads(envelope_json)}, default=str)
         else:
             blobs = [blob_key(b.sha256) for b in release]
-        keys = [
-            result_key(envelope.job_id),
-            self._stream,
-            batch_key(batch) if batch else "",
-            batch_stream_key(batch) if batch else "",
-            DEAD_LETTERS_KEY,
-            dead_letter_key(envelope.job_id),
-            cache.key if cache else "",
-        ]
+        keys = [result_key(envelope.job_id), self._stream, DEAD_LETTERS_KEY, dead_letter_key(envelope.job_id)]
+        present = ""
+        if batch:
+            keys += [batch_key(batch), batch_stream_key(batch)]
+            present += "b"
+        if cache:
+            keys.append(cache.key)
+            present += "c"
+        if journaled:
+            keys.append(journal_key(envelope.job_id))
+            present += "j"
         args = [
             envelope_json,
             self._ttl_s,
@@ -173,12 +189,22 @@ class Publisher:
             dead,
             cache.value if cache else "",
             cache.ttl_s if cache else 0,
+            present,
             *blobs,
         ]
         if await self._script(keys=keys, args=args):
             return envelope, True
         existing = await self._redis.get(result_key(envelope.job_id))
         return (ResultEnvelope.model_validate_json(existing) if existing else envelope), False
+
+    async def dead_letter(self, envelope: ResultEnvelope, job: Any) -> None:
+        """Keep a job as a dead letter without publishing its result (for when Redis refuses the publish itself)."""
+        stored = json.loads(envelope.model_dump_json(exclude_none=True))
+        dead = json.dumps({"job": job, "envelope": stored}, default=str)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(DEAD_LETTERS_KEY, {envelope.job_id: time.time()})
+            pipe.set(dead_letter_key(envelope.job_id), dead, ex=self._ttl_s)
+            await pipe.execute()
 
     async def published(self, job_id: str, prefetched: Mapping[str, bytes | None]) -> ResultEnvelope | None:
         """Return the job's published envelope, if any (a redelivered job checks this before paying again).

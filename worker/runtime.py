@@ -29,6 +29,7 @@ from worker.cache import ResponseCache
 from worker.publish import Publisher
 from worker.ratelimit import RateLimiter
 from worker.request_body import install as splice_image_bytes
+from worker.responses import install as check_response_bodies
 from worker.settings import WorkerSettings
 
 T = TypeVar("T")
@@ -88,6 +89,7 @@ class Runtime:
             session.client("rekognition", config=config, region_name=s.aws_region)
         )
         splice_image_bytes(rekognition)
+        check_response_bodies(rekognition)
         s3 = await self._stack.enter_async_context(session.client("s3", config=config, region_name=s.aws_region))
         pool = aredis.BlockingConnectionPool.from_url(
             str(s.redis_url),

@@ -93,6 +93,11 @@ class WorkerSettings(BaseSettings):
     wait before they run again. Must exceed FACEQUEUE_JOB_TIMEOUT_S (checked at start)."""
     restore_interval_s: Annotated[int, Field(ge=1, le=600)] = 5
     """How often workers sweep for jobs whose visibility timeout has passed."""
+    redis_error_pause_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    """A message whose results Redis refused goes back to the queue after this pause, doubled each time it comes back
+    (at most 60 s), so a lasting refusal does not become a busy loop."""
+    max_requeues: Annotated[int, Field(ge=1, le=100)] = 5
+    """Times a message may go back to the queue for Redis errors; then its unpublished jobs become dead letters."""
 
     @model_validator(mode="after")
     def _visibility_fits_longest_job(self) -> WorkerSettings:

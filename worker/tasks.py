@@ -14,45 +14,65 @@ from producer.contract import TASK_NAMES, Operation
 from worker import metrics, prefetch
 from worker.app import app
 from worker.errors import ShuttingDown
-from worker.process import process, process_many
-from worker.runtime import get_runtime
+from worker.process import dead_letter_refused, process, process_many
+from worker.runtime import Runtime, get_runtime
 
 log = logging.getLogger("facequeue.worker")
 
-REDIS_ERROR_PAUSE_S = 5.0
-"""How long a message whose jobs met a Redis error waits before going back to the queue."""
+REDIS_ERROR_PAUSE_CAP_S = 60.0
+"""The longest a message whose jobs met a Redis error waits before going back to the queue."""
+
+
+def _after_redis_error(runtime: Runtime, job: Any, operation: Operation, task_id: str, exc: RedisError) -> list[str]:
+    """Send a message whose jobs met a Redis error back to the queue, or, past FACEQUEUE_MAX_REQUEUES, keep its
+    unpublished jobs as dead letters and let it be acknowledged.
+
+    The jobs could not be read or published: Redis refused (out of memory, permissions) or stayed away past the
+    client's retries. Acknowledging would drop the unpublished ones, so the message goes back, after a pause that
+    doubles each time: a lasting failure must not become a loop. Answers already paid for are kept in the process
+    (unpublished.py) and published when the message comes back, so Rekognition is not paid again.
+    """
+    deps = runtime.deps
+    # Shortened: redis-py quotes the failed command, and a publish carries a whole envelope.
+    reason = str(exc)[:200]
+    requeues = deps.unpublished.requeued(task_id)
+    if requeues > deps.settings.max_requeues:
+        why = f"Redis refused to publish the result {requeues} times ({reason})"
+        try:
+            left = runtime.run(dead_letter_refused(job, operation, task_id, deps, runtime.publisher, why))
+        except RedisError as again:
+            log.error("task %s: %s; keeping it as a dead letter failed too (%s)", task_id, why, str(again)[:200])
+        else:
+            deps.unpublished.forget(task_id, left)
+            log.error("task %s: %s; %d unpublished job(s) kept as dead letters", task_id, why, len(left))
+            return left
+    pause_s = min(REDIS_ERROR_PAUSE_CAP_S, deps.settings.redis_error_pause_s * 2 ** min(requeues - 1, 16))
+    log.error("task %s: Redis error, message requeued in %g s: %s", task_id, pause_s, reason)
+    with contextlib.suppress(ShuttingDown):
+        runtime.run(deps.pause(pause_s))
+    raise Reject(f"Redis error: {reason}", requeue=True) from None
 
 
 def _shell(operation: Operation) -> Task:
-    def run(self: Task, job: Any = None) -> dict[str, Any] | list[dict[str, Any]]:
+    def run(self: Task, job: Any = None) -> dict[str, Any] | list[Any]:
         runtime = get_runtime()
         task_id = self.request.id or ""
         try:
             with metrics.IN_FLIGHT.track_inprogress():
-                # kombu marks a message restored after a worker died (or its visibility timeout passed) redelivered.
-                redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
                 deps, publisher = runtime.deps, runtime.publisher
                 if isinstance(job, list):
-                    envelopes = runtime.run(process_many(job, operation, task_id, deps, publisher, redelivered))
+                    envelopes = runtime.run(process_many(job, operation, task_id, deps, publisher))
                     # What a bulk submit sends asks Celery to store nothing (producer/messages.py): skip the dump.
                     if getattr(self.request, "ignore_result", False):
                         return []
                     return [e.model_dump(mode="json", exclude_none=True) for e in envelopes]
-                envelope = runtime.run(process(job, operation, task_id, deps, publisher, redelivered))
+                envelope = runtime.run(process(job, operation, task_id, deps, publisher))
                 return envelope.model_dump(mode="json", exclude_none=True)
         except ShuttingDown:
             # Back to the queue for another worker; jobs it already published are skipped when it comes round.
             raise Reject("worker shutting down", requeue=True) from None
         except RedisError as exc:
-            # The jobs could not be read or published: Redis refused (out of memory, permissions) or stayed away
-            # past the client's retries. Acknowledging would drop the unpublished ones, so the message goes back,
-            # after a pause: a lasting failure must not become a loop paying Rekognition every few milliseconds.
-            # Shortened: redis-py quotes the failed command, and a publish carries a whole envelope.
-            reason = str(exc)[:200]
-            log.error("task %s: Redis error, message requeued in %g s: %s", task_id, REDIS_ERROR_PAUSE_S, reason)
-            with contextlib.suppress(ShuttingDown):
-                runtime.run(runtime.deps.pause(REDIS_ERROR_PAUSE_S))
-            raise Reject(f"Redis error: {reason}", requeue=True) from None
+            return _after_redis_error(runtime, job, operation, task_id, exc)
         finally:
             prefetch.on_finished(task_id)
 

@@ -142,3 +142,33 @@ def test_a_list_over_the_limit_is_refused_whole_once(
     assert letter is not None and len(letter) < 8192
     assert json.loads(letter)["job"]["bytes"] > 100_000
     assert worker.alive
+
+
+def test_a_photo_reused_across_submit_chunks_keeps_its_blob_until_its_last_job(stack: Callable[..., tuple]) -> None:
+    # Given a producer sending 5 jobs per round trip, and a running worker
+    fq, standin, start = stack("--delay-ms", "5")
+    start(concurrency=8)
+    photo = PHOTO + uuid.uuid4().bytes
+    first_chunk: list[str] = []
+
+    def slow_generator():  # type: ignore[no-untyped-def]
+        # The same photo 15 times; after the first chunk, the generator waits until the worker has finished it
+        # (a slow producer: reading files, rendering pages), so the first chunk's last success comes first.
+        for i in range(15):
+            if i == 5:
+                for job_id in first_chunk:
+                    assert fq.result(job_id, timeout_s=60).status is JobStatus.SUCCEEDED
+            prepared = jobs.detect_faces(photo)
+            if i < 5:
+                first_chunk.append(prepared.job.job_id)
+            yield prepared
+
+    with FaceQueue(fq.settings.model_copy(update={"submit_chunk": 5})) as chunked:
+        # When it submits them as one batch
+        batch = chunked.submit_many(slow_generator())
+        results = chunked.wait(batch.batch_id, timeout_s=60)
+    # Then every job found its photo: the later chunks stored it again after the first released it
+    failures = [r.error.code for r in results if r.error is not None]
+    assert failures == [] and len(results) == 15
+    assert account(fq.redis, fq, batch)["lost"] == 0
+    assert standin.stats()["calls"] == 15

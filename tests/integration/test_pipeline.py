@@ -13,9 +13,9 @@ from celery import Celery
 from PIL import Image
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
-from producer.contract import TASK_NAMES, Operation, ResultEnvelope, S3Image, queue_for, result_key
+from producer.contract import TASK_NAMES, Operation, ResultEnvelope, S3Image, result_key
 from producer.messages import protocol_app, task_message
-from tests.fixtures.aws import rekognition_client, s3_client
+from tests.fixtures.aws import s3_client
 from tests.fixtures.workers import WorkerProcess
 from tests.photos import grace_hopper
 
@@ -210,32 +210,3 @@ def test_a_job_that_breaks_the_contract_gets_a_failed_result(
     assert envelope.error.code == "InvalidJob"
     assert "surprise" in envelope.error.message and "bucket" in envelope.error.message
     assert worker.alive
-
-
-def test_a_redelivered_index_faces_leaves_each_face_indexed_once(
-    fq: FaceQueue, redis_client: redis.Redis, local_rekognition_url: str
-) -> None:
-    # Given a collection where an earlier run of the job indexed the photo, then died before publishing
-    cid = f"redeliver-{uuid.uuid4().hex[:8]}"
-    rekognition = rekognition_client(local_rekognition_url)
-    rekognition.create_collection(CollectionId=cid)
-    earlier = rekognition.index_faces(
-        CollectionId=cid, Image={"Bytes": grace_hopper().read_bytes()}, ExternalImageId="grace"
-    )["FaceRecords"][0]["Face"]["FaceId"]
-    # When kombu redelivers the job (its message marked redelivered, as after a visibility timeout)
-    prepared = jobs.index_faces(grace_hopper(), cid, external_image_id="grace")
-    batch = fq.submit_many([])  # a batch id and progress hash for the hand-pushed job
-    job = prepared.job.model_copy(update={"batch_id": batch.batch_id})
-    for digest, data in prepared.blobs.items():
-        redis_client.set(f"facequeue:blob:{digest}", data, ex=600)
-    queue = queue_for(fq.settings.queue, job.operation)
-    message = json.loads(task_message(protocol_app(), [job], queue))
-    message["properties"]["delivery_info"]["redelivered"] = True
-    redis_client.lpush(queue, json.dumps(message))
-    envelope = fq.result(job.job_id, timeout_s=60)
-    # Then the collection holds the face once: the new one, the earlier copy removed
-    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
-    new = envelope.response["FaceRecords"][0]["Face"]["FaceId"]  # type: ignore[index]
-    faces = rekognition.list_faces(CollectionId=cid)["Faces"]
-    assert [f["FaceId"] for f in faces] == [new] and new != earlier
-    rekognition.delete_collection(CollectionId=cid)

@@ -76,3 +76,34 @@ def test_a_stalled_call_times_out_and_is_retried(pipeline: Callable[..., tuple[F
     assert envelope.status is JobStatus.FAILED and envelope.error is not None
     assert envelope.error.code == "Timeout" and envelope.error.retryable is True
     assert envelope.attempts == 2
+
+
+def test_a_200_answer_that_is_not_json_is_retried_and_never_cached(
+    pipeline: Callable[..., tuple[FaceQueue, object]],
+) -> None:
+    # Given an endpoint whose first answer is 200 OK with an HTML body (a proxy's error page, a cut-off body)
+    fq, standin = pipeline("--garble-first", "1", cache_ttl_s="600")
+    photo = PHOTO + uuid.uuid4().bytes  # the cache is keyed by content: a photo of this test's own
+    # When a job runs, and then another on the same photo
+    first = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
+    second = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
+    # Then the garbled answer was retried, not taken for "no faces", and only the real answer was cached
+    assert first.status is JobStatus.SUCCEEDED and first.attempts == 2 and not first.cached
+    assert first.face_count() > 0
+    assert second.cached and second.response == first.response
+    assert standin.stats()["calls"] == 2  # type: ignore[attr-defined]
+
+
+def test_an_endpoint_that_only_answers_garbage_fails_retryable_and_caches_nothing(
+    pipeline: Callable[..., tuple[FaceQueue, object]],
+) -> None:
+    fq, standin = pipeline("--garble-first", "1000", cache_ttl_s="600")
+    photo = PHOTO + uuid.uuid4().bytes
+    first = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
+    assert first.status is JobStatus.FAILED and first.error is not None
+    assert first.error.code == "MalformedResponse" and first.error.retryable
+    assert "not" in first.error.message and first.response is None
+    # Nothing was cached: the next job on the photo asks Rekognition again
+    second = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
+    assert not second.cached and second.attempts == 4
+    assert standin.stats()["calls"] == 8  # type: ignore[attr-defined]

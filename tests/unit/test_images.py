@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import random
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageStat
@@ -119,3 +122,45 @@ def test_a_truncated_image_that_must_be_converted_is_refused() -> None:
     with pytest.raises(PermanentError) as caught:
         normalise(data, MAX_PIXELS)
     assert caught.value.code == "InvalidImageFormatException"
+
+
+def _grey_png(width: int, height: int) -> bytes:
+    """A valid, highly compressible greyscale PNG, written row by row so this process never holds its pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\0" + bytes([128]) * width
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_the_header_check_of_a_huge_png_does_not_decode_its_pixels(tmp_path: Path) -> None:
+    # Given a 9990×9990 PNG that compresses to ~100 KB (an outside tester's 291 KB one cost 381 MB and 416 ms)
+    path = tmp_path / "huge.png"
+    path.write_bytes(_grey_png(9990, 9990))
+    # When a fresh process reads its header, as the worker does on its event loop for every blob
+    probe = (
+        "import resource, sys\n"
+        "from worker.images import inspect\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "facts = inspect(data, 200_000_000)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(facts.width, facts.height, facts.orientation, (after - before) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    width, height, orientation, grown_mib = map(int, out.stdout.split())
+    # Then it learns the size and orientation without decoding 100 MB of pixels
+    assert (width, height, orientation) == (9990, 9990, 0)
+    assert grown_mib < 32, f"the header check grew the process by {grown_mib} MiB: it decoded the pixels"
+
+
+def test_a_png_exif_orientation_before_the_pixels_is_read_without_decoding() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _save(Image.new("RGB", (40, 20), "red"), "PNG", exif=exif.tobytes())
+    facts = inspect(data, MAX_PIXELS)
+    assert facts.orientation == 6 and not facts.usable_as_is()
