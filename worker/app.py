@@ -42,6 +42,8 @@ app.conf.update(
     # kombu's Redis transport, except that an entry it cannot parse is kept as a dead letter and skipped instead of
     # stopping the worker (worker/transport.py).
     broker_transport="worker.transport:Transport",
+    # Celery's consumer, except that a message it refuses (bad signature, unknown task...) is also a dead letter.
+    worker_consumer="worker.consumer:Consumer",
     broker_transport_options={
         transport.MAX_MESSAGE_BYTES_OPTION: MAX_MESSAGE_BYTES,
         transport.DEAD_LETTER_TTL_OPTION: settings.result_ttl_s,

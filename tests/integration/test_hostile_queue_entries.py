@@ -100,11 +100,47 @@ def test_an_oversized_entry_is_refused_unread_and_kept_small(
     # Then the big entry is a dead letter of a few KB saying how big it was, the bad job's dead letter is as small,
     # and the worker lives on
     assert refused.status is JobStatus.FAILED and refused.error.code == "InvalidJob"  # type: ignore[union-attr]
-    letters = _refused_on(client, target)
-    assert [(d["envelope"]["error"]["code"], d["job"]["bytes"]) for d in letters] == [  # type: ignore[index]
-        ("MessageTooLarge", len(huge))
-    ]
+    # (the session's queue: other tests' refusals may be there too; ours is the only entry this large)
+    letters = [d for d in _refused_on(client, target) if d["job"]["bytes"] == len(huge)]  # type: ignore[index]
+    assert [d["envelope"]["error"]["code"] for d in letters] == ["MessageTooLarge"]  # type: ignore[index]
     stored = client.get(dead_letter_key(junk["job_id"]))
     assert stored is not None and len(stored) < 8192
     assert all(len(json.dumps(d)) < 8192 for d in letters)
+    assert worker.alive
+
+
+def test_messages_celery_refuses_are_kept_as_dead_letters_too(
+    tmp_path: Path,
+    redis_url: str,
+    local_rekognition_url: str,
+    moto_s3_url: str,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a signing worker, its trusted producer, and a rogue key it does not trust
+    trusted, untrusted = tmp_path / "trusted", tmp_path / "untrusted"
+    trusted.mkdir()
+    untrusted.mkdir()
+    key, cert = make_identity(trusted, "both")
+    rogue_key, rogue_cert = make_identity(untrusted, "rogue")
+    signing = {"signing_key": key, "signing_cert": cert, "signing_cert_store": str(trusted / "*.pem")}
+    queue = f"refused-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(worker_environment(redis_url, local_rekognition_url, moto_s3_url, queue, **signing))
+    target = queue_for(queue, Operation.DETECT_FACES)
+    # When an unsigned job, a job signed by the rogue key and a task nobody registered arrive before a good job
+    sender = Celery("unsigned", broker=redis_url, set_as_current=False)
+    sender.conf.task_serializer = "json"
+    sender.send_task("facequeue.detect_faces", args=[{}], queue=target)
+    sender.send_task("facequeue.no_such_task", args=[{}], queue=target)
+    rogue = {"signing_key": rogue_key, "signing_cert": rogue_cert, "signing_cert_store": str(untrusted / "*.pem")}
+    with FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue, **rogue)) as fq:  # type: ignore[arg-type]
+        fq.submit(jobs.detect_faces(grace_hopper()))
+    with FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue, **signing)) as fq:  # type: ignore[arg-type]
+        envelope = fq.result(fq.submit(jobs.detect_faces(grace_hopper())), timeout_s=60)
+    # Then the good job runs, and each refused message is a small dead letter saying why
+    assert envelope.status is JobStatus.SUCCEEDED
+    client = redis.Redis.from_url(redis_url)
+    refused = _refused_on(client, target)
+    codes = sorted(d["envelope"]["error"]["code"] for d in refused)  # type: ignore[index]
+    assert codes == ["RefusedMessage", "UndecodableMessage", "UnknownTask"], refused
+    assert all(len(json.dumps(d)) < 8192 for d in refused)
     assert worker.alive
