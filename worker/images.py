@@ -275,6 +275,8 @@ async def rekognition_image(
     except PermanentError:
         facts = None  # a header larger than the range read (huge EXIF blocks): judge the whole file instead
     if facts is not None and facts.usable_as_is() and total <= S3_LIMIT:
+        if total <= len(head):  # the ranged read holds the whole object: its end can be checked for free
+            check_complete(head, facts.format)
         s3_object = {"Bucket": source.bucket, "Name": source.key}
         if source.version:
             s3_object["Version"] = source.version

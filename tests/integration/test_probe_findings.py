@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.contract import S3Image
+from tests.fixtures.aws import s3_client
 from tests.fixtures.chaos import PHOTO
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.integration.clirun import cli_env, json_lines, run_cli
@@ -101,17 +103,30 @@ def test_output_into_a_closed_pipe_ends_quietly(redis_url: str, worker_queue: st
     assert done.returncode == 141
 
 
-def test_a_truncated_jpeg_costs_no_rekognition_call(stack: Callable[..., tuple]) -> None:
-    # Given a worker in front of the counting stand-in (which would answer any bytes), and a JPEG cut in half
+def test_a_truncated_jpeg_costs_no_rekognition_call(
+    stack: Callable[..., tuple], moto_s3_url: str, s3_bucket: str
+) -> None:
+    # Given a worker in front of the counting stand-in (which would answer any bytes), and a JPEG cut in half, as
+    # bytes and as an S3 object
     fq, standin, start = stack()
     start(concurrency=2)
-    # When the cut JPEG and a whole one are analysed
-    batch = fq.submit_many([jobs.detect_faces(PHOTO[: len(PHOTO) // 2], label="cut"), jobs.detect_faces(PHOTO)])
+    s3_client(moto_s3_url).put_object(Bucket=s3_bucket, Key="cut.jpg", Body=PHOTO[: len(PHOTO) // 2])
+    # When both cut copies and a whole photo are analysed
+    cut = [
+        jobs.detect_faces(PHOTO[: len(PHOTO) // 2], label="cut"),
+        jobs.detect_faces(S3Image(bucket=s3_bucket, key="cut.jpg"), label="cut-s3"),
+    ]
+    batch = fq.submit_many([*cut, jobs.detect_faces(PHOTO)])
     results = {r.label or "whole": r for r in fq.wait(batch.batch_id, timeout_s=60)}
-    # Then the cut one fails as a bad image without a call, and only the whole one was paid for
-    cut = results["cut"]
-    assert (cut.status, cut.error.code, cut.attempts) == (JobStatus.FAILED, "InvalidImageFormatException", 0)  # type: ignore[union-attr]
-    assert "truncated" in cut.error.message  # type: ignore[union-attr]
+    # Then the cut ones fail as bad images without a call, and only the whole one was paid for
+    for label in ("cut", "cut-s3"):
+        failed = results[label]
+        assert (failed.status, failed.error.code, failed.attempts) == (  # type: ignore[union-attr]
+            JobStatus.FAILED,
+            "InvalidImageFormatException",
+            0,
+        ), label
+        assert "truncated" in failed.error.message  # type: ignore[union-attr]
     assert results["whole"].status is JobStatus.SUCCEEDED
     assert standin.stats()["calls"] == 1
 
