@@ -100,6 +100,12 @@ DEAD_LETTERS_KEY = f"{KEY_PREFIX}:dead"
 """Redis sorted set of dead-lettered job ids, scored by the time they failed."""
 
 
+REFUSED_LETTERS_KEY = f"{KEY_PREFIX}:refused"
+"""Redis sorted set of the dead letters kept for queue entries refused unread (ids `refused-<uuid>`), by time: the
+oldest beyond MAX_REFUSED_LETTERS are dropped, so a flood of junk cannot fill Redis."""
+MAX_REFUSED_LETTERS = 1000
+
+
 def dead_letter_key(job_id: str) -> str:
     """Redis key of one dead letter: {"job": the job as submitted, "envelope": its failed result}."""
     return f"{DEAD_LETTERS_KEY}:{job_id}"

@@ -28,6 +28,8 @@ from redis.exceptions import RedisError
 
 from producer.contract import (
     DEAD_LETTERS_KEY,
+    MAX_REFUSED_LETTERS,
+    REFUSED_LETTERS_KEY,
     TASK_NAMES,
     JobError,
     JobStatus,
@@ -93,10 +95,22 @@ class Channel(kombu_redis.Channel):
             letter_id,
         )
         try:
-            with self.conn_or_acquire() as client, client.pipeline(transaction=True) as pipe:
-                pipe.set(dead_letter_key(letter_id), letter, ex=self._option(DEAD_LETTER_TTL_OPTION, 7 * 86400))
-                pipe.zadd(DEAD_LETTERS_KEY, {letter_id: time.time()})
-                pipe.execute()
+            with self.conn_or_acquire() as client:
+                ttl_s = self._option(DEAD_LETTER_TTL_OPTION, 7 * 86400)
+                with client.pipeline(transaction=True) as pipe:
+                    pipe.set(dead_letter_key(letter_id), letter, ex=ttl_s)
+                    pipe.zadd(DEAD_LETTERS_KEY, {letter_id: time.time()})
+                    pipe.zadd(REFUSED_LETTERS_KEY, {letter_id: time.time()})
+                    pipe.expire(REFUSED_LETTERS_KEY, ttl_s)
+                    pipe.zrange(REFUSED_LETTERS_KEY, 0, -MAX_REFUSED_LETTERS - 1)  # the oldest beyond the cap
+                    *_, dropped = pipe.execute()
+                if dropped:
+                    # Bounded in number as well as in size: a flood of junk keeps only the newest letters.
+                    with client.pipeline(transaction=True) as pipe:
+                        pipe.zrem(REFUSED_LETTERS_KEY, *dropped)
+                        pipe.zrem(DEAD_LETTERS_KEY, *dropped)
+                        pipe.delete(*(dead_letter_key(_text(m)) for m in dropped))
+                        pipe.execute()
         except RedisError as exc:  # the log line above is then the only evidence; the worker carries on
             log.error("dead letter %s not stored: %s", letter_id, str(exc)[:200])
 

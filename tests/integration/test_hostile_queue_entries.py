@@ -13,7 +13,15 @@ import redis
 from celery import Celery
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
-from producer.contract import DEAD_LETTERS_KEY, Operation, dead_letter_key, queue_for
+from producer.contract import (
+    DEAD_LETTERS_KEY,
+    MAX_REFUSED_LETTERS,
+    REFUSED_LETTERS_KEY,
+    Operation,
+    dead_letter_key,
+    queue_for,
+)
+from tests.fixtures.redis import wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.integration.test_signing import make_identity
 from tests.photos import grace_hopper
@@ -143,4 +151,23 @@ def test_messages_celery_refuses_are_kept_as_dead_letters_too(
     codes = sorted(d["envelope"]["error"]["code"] for d in refused)  # type: ignore[index]
     assert codes == ["RefusedMessage", "UndecodableMessage", "UnknownTask"], refused
     assert all(len(json.dumps(d)) < 8192 for d in refused)
+    assert worker.alive
+
+
+def test_a_flood_of_junk_keeps_a_bounded_number_of_dead_letters(
+    redis_url: str, worker_queue: str, worker: WorkerProcess
+) -> None:
+    # Given 50 more junk entries than the dead letters kept for refused entries
+    target = queue_for(worker_queue, Operation.LIST_FACES)
+    client = redis.Redis.from_url(redis_url)
+    flood = MAX_REFUSED_LETTERS + 50
+    client.lpush(target, *(f"junk {i}" for i in range(flood)))
+    # When the worker has read them all
+    newest = f"junk {flood - 1}"
+    wait_until(lambda: client.llen(target) == 0, 120, "the worker to read the flood")
+    wait_until(lambda: newest in {d["job"]["head"] for d in _refused_on(client, target)}, 60, "the last letter")  # type: ignore[index]
+    # Then only the newest MAX_REFUSED_LETTERS are kept, and the worker lives on
+    heads = {d["job"]["head"] for d in _refused_on(client, target)}  # type: ignore[index]
+    assert client.zcard(REFUSED_LETTERS_KEY) == MAX_REFUSED_LETTERS
+    assert len(heads) == MAX_REFUSED_LETTERS and "junk 0" not in heads
     assert worker.alive
