@@ -21,7 +21,8 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import NoPermissionError, RedisError
 
 from producer.client import BatchProgress, FaceQueue
 from producer.contract import ResultEnvelope
@@ -60,6 +61,24 @@ def _consumes(queue_name: str, queue: str) -> bool:
     return queue_name == queue or queue_name.startswith(queue + ".")
 
 
+class _ProbeQoS(kombu_redis.QoS):
+    def restore_visible(self, *args: Any, **kwargs: Any) -> None:
+        # kombu's consumer side (the probe collects replies as a consumer) sweeps the workers' unacked messages back
+        # to their queues, under a lock in Redis. That sweep is the workers' job, and a least-privilege producer may
+        # not touch those keys (docker/redis-users.acl): a probe restores nothing.
+        return None
+
+
+class _ProbeChannel(kombu_redis.Channel):
+    QoS = _ProbeQoS
+
+
+class _ProbeTransport(kombu_redis.Transport):
+    """kombu's Redis transport, less the unacked sweep: what the worker probe connects with."""
+
+    Channel = _ProbeChannel
+
+
 UNACKED_KEY, UNACKED_INDEX_KEY = "unacked", "unacked_index"
 """kombu's Redis transport: messages a worker has reserved and not yet acknowledged, and when it reserved them."""
 HELD_FRESH_S = 180.0
@@ -69,7 +88,11 @@ HELD_FRESH_S = 180.0
 def held_jobs(redis: Any, queue: str, now_s: float | None = None) -> int:
     """How many messages of ``queue`` a worker reserved in the last HELD_FRESH_S seconds and has not acknowledged."""
     since = (time.time() if now_s is None else now_s) - HELD_FRESH_S
-    tags = redis.zrangebyscore(UNACKED_INDEX_KEY, since, "+inf")
+    try:
+        tags = redis.zrangebyscore(UNACKED_INDEX_KEY, since, "+inf")
+    except NoPermissionError:
+        # A least-privilege producer (docker/redis-users.acl) may not read kombu's keys: the probe alone decides.
+        return 0
     if not tags:
         return 0
     held = 0
@@ -90,6 +113,7 @@ def queue_consumers(
     ``signing`` (ProducerSettings.signing()) signs the probe, and accepts only signed replies, as signing workers do.
     """
     app = Celery("facequeue-probe", broker=redis_url, set_as_current=False)
+    app.conf.broker_transport = _ProbeTransport
     if signing is not None:
         app.conf.update(signing)
         app.setup_security(allowed_serializers=["json"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from tests.fixtures.chaos import PHOTO, account
 from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.workers import ROOT
 from tests.integration.clirun import cli_env
+from tests.integration.test_redis_acl import acl_urls  # noqa: F401  (the fixture)
 from tests.integration.test_signing import make_identity
+from tests.photos import grace_hopper
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -72,3 +75,24 @@ def test_wait_works_in_signed_mode_through_quiet_spells(stack: Callable[..., tup
     # Then the watch sees the signing worker and waits the batch out
     assert "no worker consumes" not in err
     assert '"succeeded": 4' in out, err
+
+
+def test_a_least_privilege_producer_still_learns_no_worker_consumes_the_queue(
+    acl_urls: Callable[[str], str],  # noqa: F811
+) -> None:
+    # Given the documented producer user, which may not read kombu's unacked keys, and a queue nobody consumes
+    url = acl_urls("facequeue-producer")
+    queue = f"facequeue-nobody-{uuid.uuid4().hex[:8]}"
+    # When it submits a photo and waits (with a timeout, so a wait that cannot decide ends too)
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "analyze", str(grace_hopper()), "--wait", "--timeout", "40"],
+        env=cli_env(url, queue),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then it says that no worker consumes the queue (the probe decides alone), not that time ran out
+    assert done.returncode == 3
+    assert f"no worker consumes queue '{queue}'" in done.stderr, done.stderr
