@@ -253,7 +253,7 @@ class Tally:
         self.genuine = self.genuine if self.genuine is not None else []
         self.impostor = self.impostor if self.impostor is not None else []
         if by_user is None:
-            self.no_face += 1
+            self.no_face += truth != "cameraman"  # a stranger without a face cannot be named anyway
             return
         others = {user: score for user, score in by_user.items() if user != truth}
         self.impostor.append(max(others.values(), default=0.0))
