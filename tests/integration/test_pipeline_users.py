@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs, people
 from producer.contract import Job, ResultEnvelope, queue_for
 from producer.messages import protocol_app, task_message
 from tests.fixtures.aws import rekognition_client
 from tests.fixtures.workers import WorkerProcess
+from tests.imaging import views
 from tests.photos import astronaut, grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
@@ -98,3 +100,24 @@ def test_redelivered_user_jobs_create_and_associate_once(
     assert again.response["AssociatedFaces"] == first["AssociatedFaces"] == [{"FaceId": face_id}]
     assert rekognition.list_users(CollectionId=cid)["Users"] == [{"UserId": "grace", "UserStatus": "ACTIVE"}]
     rekognition.delete_collection(CollectionId=cid)
+
+
+def test_the_library_enrols_a_person_and_removes_faces_left_out(fq: FaceQueue, tmp_path: Path) -> None:
+    cid = f"users-{uuid.uuid4().hex[:8]}"
+    run(fq, jobs.create_collection(cid))
+    photos = {}
+    for name, data in {"grace.jpg": grace_hopper().read_bytes(), **views(grace_hopper())}.items():
+        photos[name] = tmp_path / (name if name.endswith(".jpg") else f"{name}.jpg")
+        photos[name].write_bytes(data)
+    (tmp_path / "eileen.png").write_bytes(astronaut().read_bytes())
+    # Given Grace enrolled from two photos, then again with one more of her and one of Eileen
+    first = people.enrol(fq, cid, "grace", [str(photos["grace.jpg"]), str(photos["flipped"])], timeout_s=60)
+    assert sorted(Path(p).name for p in first.associated) == ["flipped.jpg", "grace.jpg"] and not first.left_out
+    more = people.enrol(fq, cid, "grace", [str(photos["darker"]), str(tmp_path / "eileen.png")], timeout_s=60)
+    # Then her photo joins the same user; Eileen's is left out as too unlike her, and her face is deleted again
+    assert [Path(p).name for p in more.associated] == ["darker.jpg"]
+    assert [Path(p).name for p in more.left_out] == ["eileen.png"]
+    assert more.user_status == "ACTIVE"
+    faces = run(fq, jobs.list_faces(cid))["Faces"]
+    assert len(faces) == 3 and {face["UserId"] for face in faces} == {"grace"}
+    run(fq, jobs.delete_collection(cid))
