@@ -216,6 +216,8 @@ def faces_of(envelope: ResultEnvelope) -> tuple[list[Face], str | None]:
             reasons = ",".join(unindexed.get("Reasons", [])).lower() or "left out"
             faces.append(Face(detail.get("BoundingBox", {}), NO_MATCH, f"not indexed: {reasons}"))
         return faces, None if faces else "no face indexed"
+    if "UserMatches" in response:
+        return _identified(response)
     if "SearchedFaceBoundingBox" in response:
         matches = response.get("FaceMatches", [])
         if matches:
@@ -227,6 +229,24 @@ def faces_of(envelope: ResultEnvelope) -> tuple[list[Face], str | None]:
         else:
             faces.append(Face(response["SearchedFaceBoundingBox"], NO_MATCH, "no match"))
         return faces, None
+    return faces, None
+
+
+def _identified(response: dict[str, Any]) -> tuple[list[Face], str | None]:
+    """A SearchUsersByImage result: the person's name and similarity on the searched face, or "unknown"."""
+    faces: list[Face] = []
+    searched = (response.get("SearchedFace") or {}).get("FaceDetail")
+    if searched is None:
+        return faces, "no face found"
+    matches = response.get("UserMatches", [])
+    if matches:
+        label = f"{matches[0]['User']['UserId']} {float(matches[0]['Similarity']):.1f}%"
+        faces.append(Face(searched.get("BoundingBox", {}), MATCH, label, _landmarks(searched)))
+    else:
+        faces.append(Face(searched.get("BoundingBox", {}), NO_MATCH, "unknown", _landmarks(searched)))
+    for unsearched in response.get("UnsearchedFaces", []):
+        detail = unsearched.get("FaceDetails") or {}
+        faces.append(Face(detail.get("BoundingBox", {}), FACE, "not searched"))
     return faces, None
 
 
