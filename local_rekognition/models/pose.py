@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
+from local_rekognition.models.canonical import MESH_POINTS, canonical_face
 from local_rekognition.models.landmarks import as_array
 
 # A generic adult face in millimetres, camera-style axes (x to the image's right, y down, z away from the
@@ -52,6 +53,22 @@ def estimate_pose(landmarks: Mapping[str, tuple[float, float]], width: int, heig
     )
     if not ok:
         return _roll_only(image_points)
+    rotation, _ = cv2.Rodrigues(rvec)
+    return _euler(rotation)
+
+
+def mesh_pose(points: np.ndarray, width: int, height: int) -> dict[str, float]:
+    """{"Roll", "Yaw", "Pitch"} from a face mesh (its first 468 points, pixels), as ``estimate_pose`` reports them.
+
+    Fits MediaPipe's canonical face to all 468 points at once (SQPnP, which needs no starting guess and has no
+    mirrored solution to fall into), so one misplaced point on a small or turned face barely moves the answer.
+    """
+    image_points = np.ascontiguousarray(points[:MESH_POINTS, :2], dtype=np.float64)
+    focal = float(max(width, height))
+    camera = np.asarray([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=np.float64)
+    ok, rvec, _ = cv2.solvePnP(canonical_face(), image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    if not ok:
+        return _roll_only(image_points[[33, 263]])
     rotation, _ = cv2.Rodrigues(rvec)
     return _euler(rotation)
 

@@ -72,3 +72,45 @@ def test_turning_towards_the_image_left_is_positive_yaw_and_looking_up_positive_
     assert turned["nose"][0] < (turned["eyeLeft"][0] + turned["eyeRight"][0]) / 2
     assert estimate_pose(turned, WIDTH, HEIGHT)["Yaw"] > 0
     assert estimate_pose(raised, WIDTH, HEIGHT)["Pitch"] > 0
+
+
+def _project_canonical(roll: float, yaw: float, pitch: float) -> np.ndarray:
+    """MediaPipe's canonical face turned by these angles (degrees), 60 cm in front of the camera, in pixels."""
+    from local_rekognition.models.canonical import canonical_face
+
+    r, y, p = (math.radians(v) for v in (roll, yaw, pitch))
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(-p), -math.sin(-p)], [0, math.sin(-p), math.cos(-p)]])
+    rvec, _ = cv2.Rodrigues(rz @ ry @ rx)
+    camera = np.array([[WIDTH, 0, WIDTH / 2], [0, WIDTH, HEIGHT / 2], [0, 0, 1]], dtype=np.float64)
+    points, _ = cv2.projectPoints(canonical_face(), rvec, np.array([0.0, 0.0, 60.0]), camera, None)
+    return np.asarray(points.reshape(-1, 2))
+
+
+@pytest.mark.parametrize(
+    ("roll", "yaw", "pitch"),
+    [(0, 0, 0), (20, 0, 0), (0, 40, 0), (0, -60, 0), (0, 0, 25), (0, 0, -25), (-15, 30, 10), (10, 75, -5)],
+)
+def test_the_mesh_fit_recovers_known_angles_even_near_profile(roll: float, yaw: float, pitch: float) -> None:
+    from local_rekognition.models.pose import mesh_pose
+
+    pose = mesh_pose(_project_canonical(roll, yaw, pitch), WIDTH, HEIGHT)
+
+    assert pose["Roll"] == pytest.approx(roll, abs=0.5)
+    assert pose["Yaw"] == pytest.approx(yaw, abs=0.5)
+    assert pose["Pitch"] == pytest.approx(pitch, abs=0.5)
+
+
+def test_the_mesh_fit_shrugs_off_a_few_misplaced_points() -> None:
+    from local_rekognition.models.pose import mesh_pose
+
+    points = _project_canonical(5, 20, -10)
+    # Ten points thrown 15 px off, as on a small face where the model misplaces some of them.
+    points[::47] += 15.0
+
+    pose = mesh_pose(points, WIDTH, HEIGHT)
+
+    assert pose["Roll"] == pytest.approx(5, abs=2)
+    assert pose["Yaw"] == pytest.approx(20, abs=2)
+    assert pose["Pitch"] == pytest.approx(-10, abs=2)
