@@ -146,3 +146,19 @@ def test_rotating_a_photo_shifts_roll_by_the_angle(degrees: int) -> None:
     roll = load_engine().analyze(np.ascontiguousarray(turned))[0].pose["Roll"]
 
     assert roll - upright == pytest.approx(-degrees, abs=5)
+
+
+def test_the_mesh_models_give_the_same_answer_from_several_threads() -> None:
+    # LiteRT interpreters keep their tensors between calls: each thread must get its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [_rgb(grace_hopper()), _rgb(astronaut())]
+    expected = [load_engine().analyze(image, attributes=ALL) for image in images]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: load_engine().analyze(images[i % 2], attributes=ALL), range(8)))
+
+    for index, faces in enumerate(results):
+        reference = expected[index % 2]
+        assert [face.attributes for face in faces] == [face.attributes for face in reference]
+        assert [face.landmarks for face in faces] == [face.landmarks for face in reference]
