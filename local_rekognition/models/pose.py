@@ -26,11 +26,25 @@ def mesh_pose(points: np.ndarray, width: int, height: int) -> dict[str, float]:
     image_points = np.ascontiguousarray(points[:MESH_POINTS, :2], dtype=np.float64)
     focal = float(max(width, height))
     camera = np.asarray([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=np.float64)
-    ok, rvec, _ = cv2.solvePnP(canonical_face(), image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    ok, rvec, tvec = cv2.solvePnP(canonical_face(), image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
     if not ok:
         return _roll_only(image_points[_EYE_CORNERS])
     rotation, _ = cv2.Rodrigues(rvec)
-    return _euler(rotation)
+    # Pose is the head's turn from the line of sight to it, as a person judges it from the face's look: a face
+    # looking into the camera from the edge of a wide group photo is frontal, not turned by the camera's angle to
+    # it (measured from the optical axis, such faces read up to 20° of yaw, and portraits framed low -14° pitch).
+    return _euler(_line_of_sight(tvec.reshape(3)).T @ rotation)
+
+
+def _line_of_sight(translation: np.ndarray) -> np.ndarray:
+    """The rotation (yaw about y, then pitch about x, no roll) taking the optical axis onto the ray to the face."""
+    direction = translation / (float(np.linalg.norm(translation)) or 1.0)
+    turn = math.atan2(float(direction[0]), float(direction[2]))
+    tilt = -math.asin(max(-1.0, min(1.0, float(direction[1]))))
+    about_y = np.asarray([[math.cos(turn), 0, math.sin(turn)], [0, 1, 0], [-math.sin(turn), 0, math.cos(turn)]])
+    about_x = np.asarray([[1, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]])
+    combined: np.ndarray = about_y @ about_x
+    return combined
 
 
 def _euler(rotation: np.ndarray) -> dict[str, float]:

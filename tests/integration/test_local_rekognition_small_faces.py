@@ -72,7 +72,9 @@ def test_40_px_faces_in_a_1080p_group_are_indexed_at_auto(
     rekognition: Any, portraits: Callable[[], list[np.ndarray]]
 ) -> None:
     # Given a 1920x1080 group photo of faces 40 px tall, frontal and turned
-    photo, places = group_photo(portraits())
+    faces = portraits()
+    photo, places = group_photo(faces)
+    full_size = [load_engine().analyze(face)[0].pose for face in faces]
     collection = f"small-faces-{uuid.uuid4().hex[:8]}"
     rekognition.create_collection(CollectionId=collection)
     try:
@@ -83,13 +85,16 @@ def test_40_px_faces_in_a_1080p_group_are_indexed_at_auto(
         # Then every face is indexed, none left out as SMALL_BOUNDING_BOX or EXTREME_POSE
         reasons = [face["Reasons"] for face in result["UnindexedFaces"]]
         assert len(result["FaceRecords"]) == len(places), reasons
-        centres = _centres([record["FaceDetail"] for record in result["FaceRecords"]], 1920, 1080)
-        for x, y in places:
-            assert any(abs(cx - x) < 20 and abs(cy - y) < 20 for cx, cy in centres), f"no face indexed at {x},{y}"
-        # And each face's Pose is sane, not the wild angles a 5-point fit gave such faces
-        for record in result["FaceRecords"]:
-            pose = record["FaceDetail"]["Pose"]
-            assert abs(pose["Yaw"]) < 45 and abs(pose["Pitch"]) < 35 and abs(pose["Roll"]) < 25, pose
+        details = [record["FaceDetail"] for record in result["FaceRecords"]]
+        centres = _centres(details, 1920, 1080)
+        for (x, y), expected in zip(places, full_size, strict=True):
+            near = [d for d, (cx, cy) in zip(details, centres, strict=True) if abs(cx - x) < 20 and abs(cy - y) < 20]
+            assert near, f"no face indexed at {x},{y}"
+            # And its Pose reads as the full-size portrait's does, not the wild angles a 5-point fit gave such faces
+            pose = near[0]["Pose"]
+            assert abs(pose["Yaw"] - expected["Yaw"]) < 12, (pose, expected)
+            assert abs(pose["Pitch"] - expected["Pitch"]) < 12, (pose, expected)
+            assert abs(pose["Roll"] - expected["Roll"]) < 6, (pose, expected)
         # And a search with the group photo uses its largest face that passes AUTO, and finds it
         search = rekognition.search_faces_by_image(
             CollectionId=collection, Image={"Bytes": photo}, QualityFilter="AUTO"

@@ -15,8 +15,9 @@ WIDTH, HEIGHT = 1000, 800
 NOSE_TIP, LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 1, 33, 263
 
 
-def _project(roll: float, yaw: float, pitch: float) -> np.ndarray:
-    """The canonical face's 468 points turned by these angles (degrees), 60 cm in front of the camera, in pixels."""
+def _project(roll: float, yaw: float, pitch: float, across_cm: float = 0.0) -> np.ndarray:
+    """The canonical face's 468 points turned by these angles (degrees), 60 cm in front of the camera and
+    ``across_cm`` to the right of its axis, in pixels."""
     r, y, p = (math.radians(v) for v in (roll, yaw, pitch))
     rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
     ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
@@ -24,7 +25,7 @@ def _project(roll: float, yaw: float, pitch: float) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, math.cos(-p), -math.sin(-p)], [0, math.sin(-p), math.cos(-p)]])
     rvec, _ = cv2.Rodrigues(rz @ ry @ rx)
     camera = np.array([[WIDTH, 0, WIDTH / 2], [0, WIDTH, HEIGHT / 2], [0, 0, 1]], dtype=np.float64)
-    points, _ = cv2.projectPoints(canonical_face(), rvec, np.array([0.0, 0.0, 60.0]), camera, None)
+    points, _ = cv2.projectPoints(canonical_face(), rvec, np.array([across_cm, 0.0, 60.0]), camera, None)
     return np.asarray(points.reshape(-1, 2))
 
 
@@ -38,6 +39,20 @@ def test_known_angles_are_recovered_even_near_profile(roll: float, yaw: float, p
     assert pose["Roll"] == pytest.approx(roll, abs=0.5)
     assert pose["Yaw"] == pytest.approx(yaw, abs=0.5)
     assert pose["Pitch"] == pytest.approx(pitch, abs=0.5)
+
+
+def test_a_face_looking_at_the_camera_from_the_edge_of_the_photo_reads_frontal() -> None:
+    # Given a face 35 cm right of the camera's axis, turned so that it looks straight into the camera
+    across_cm = 35.0
+    towards_camera = math.degrees(math.atan2(across_cm, 60.0))
+    points = _project(0, towards_camera, 0, across_cm=across_cm)
+
+    # Then its pose is frontal: Pose is the head's turn from the line of sight to it, not from the camera's axis
+    pose = mesh_pose(points, WIDTH, HEIGHT)
+
+    assert points[:, 0].mean() > 0.75 * WIDTH
+    assert pose["Yaw"] == pytest.approx(0, abs=1.5)
+    assert pose["Roll"] == pytest.approx(0, abs=1.5) and pose["Pitch"] == pytest.approx(0, abs=1.5)
 
 
 def test_a_few_misplaced_points_barely_move_the_answer() -> None:
