@@ -18,10 +18,10 @@ def grace_hopper() -> Path:
 
 
 def astronaut() -> Path:
-    """A public-domain portrait of Eileen Collins (one face) that ships inside scikit-image's wheel."""
+    """A public-domain portrait (Eileen Collins, NASA; one smiling face) that ships inside scikit-image's wheel."""
     import skimage
 
-    return Path(skimage.__file__).parent / "data" / "astronaut.png"
+    return Path(skimage.__file__).resolve().parent / "data" / "astronaut.png"
 
 
 def shared_images() -> Path:

@@ -39,7 +39,7 @@ async def index_faces(call: Call) -> dict[str, Any]:
     # Faces come largest first: quality filtering happens first, then the largest MaxFaces survivors are kept.
     for face in faces:
         detail = face_detail(face, image.width, image.height, attributes)
-        reasons = quality_reasons(face, quality_filter)
+        reasons = quality_reasons(face, quality_filter, (image.width, image.height))
         if not reasons and max_faces is not None and len(stored) >= max_faces:
             reasons = ["EXCEEDS_MAX_FACES"]
         if reasons:

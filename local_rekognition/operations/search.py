@@ -108,7 +108,7 @@ async def search_faces_by_image(call: Call) -> dict[str, Any]:
     collection_id = params["CollectionId"]
     require_compatible(call, services.store.get(collection_id))
     image, faces = await services.analyze(params["Image"], "Image", want_embeddings=True)
-    candidates = passing(faces, params.get("QualityFilter", "NONE"))
+    candidates = passing(faces, params.get("QualityFilter", "NONE"), (image.width, image.height))
     if not candidates:
         raise InvalidParameter("Request has invalid parameters: there are no faces in the image")
     face = candidates[0]
