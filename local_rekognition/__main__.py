@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from local_rekognition.context import Services
+from local_rekognition.models.wheel_weights import WeightsMissing
 from local_rekognition.server import create_app
 from local_rekognition.settings import LocalRekognitionSettings
 from local_rekognition.store import CollectionStore
@@ -86,7 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = parse_settings(argv if argv is not None else sys.argv[1:])
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except WeightsMissing as exc:
+        # One line a person can act on (it names the command that restores the file), not a traceback.
+        raise SystemExit(f"local_rekognition: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class InvalidS3Object(ClientError):
 
 
 class ResourceNotFound(ClientError):
-    """The collection does not exist."""
+    """The collection, or the user, does not exist."""
 
     code = "ResourceNotFoundException"
 
@@ -73,6 +73,24 @@ class ResourceAlreadyExists(ClientError):
     """A collection with that id exists already."""
 
     code = "ResourceAlreadyExistsException"
+
+
+class Conflict(ClientError):
+    """A user with that id exists already."""
+
+    code = "ConflictException"
+
+
+class ServiceQuotaExceeded(ClientError):
+    """A user would pass its 100 faces."""
+
+    code = "ServiceQuotaExceededException"
+
+
+class IdempotentParameterMismatch(ClientError):
+    """A ClientRequestToken reused with other parameters than the call that first sent it."""
+
+    code = "IdempotentParameterMismatchException"
 
 
 class InvalidPaginationToken(ClientError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,22 +93,26 @@ class QualityBar:
 
     min_confidence: float
     min_side_px: float
+    """Smallest allowed box side in a photo of up to 1920×1080; larger photos scale it (see min_side_for)."""
     min_sharpness: float
     min_brightness: float
     max_abs_yaw: float
     max_abs_pitch: float
 
 
-# What each QualityFilter level means here. Rekognition does not publish its bars; these follow its guidance
-# that faces be at least 40x40 pixels (in a 1080p image), fairly frontal (yaw within ±45°, pitch ±30° for
-# best results) and neither blurred nor dark. AUTO is MEDIUM, as Rekognition says AUTO picks a medium bar.
+# Rekognition's guidance: a face must be at least 40×40 px in a 1920×1080 photo, and larger photos need
+# proportionally larger faces; faces should be fairly frontal (yaw within ±45°, pitch ±30° for best results) and
+# neither blurred nor dark. YuNet's box is narrower than tall (about 0.75), so a face 40 px tall has a smaller side
+# of about 30 px: faces pasted at 40 px into a 1920×1080 photo measured 28–36 px. MEDIUM (and AUTO, which
+# Rekognition describes as a medium bar) therefore asks 24 px, which keeps such faces with room for the box's
+# jitter at that size; profile faces (|yaw| beyond 65°) are EXTREME_POSE.
 QUALITY_BARS: Mapping[str, QualityBar] = {
     "LOW": QualityBar(
-        min_confidence=50, min_side_px=20, min_sharpness=2, min_brightness=5, max_abs_yaw=80, max_abs_pitch=60
+        min_confidence=50, min_side_px=16, min_sharpness=2, min_brightness=5, max_abs_yaw=80, max_abs_pitch=60
     ),
     "MEDIUM": QualityBar(
         min_confidence=70,
-        min_side_px=40,
+        min_side_px=24,
         min_sharpness=5,
         min_brightness=10,
         max_abs_yaw=65,
@@ -123,17 +128,33 @@ QUALITY_BARS: Mapping[str, QualityBar] = {
     ),
 }
 QUALITY_BARS = {**QUALITY_BARS, "AUTO": QUALITY_BARS["MEDIUM"]}
+_REFERENCE_PIXELS = 1920 * 1080
 
 
-def quality_reasons(face: DetectedFace, quality_filter: str) -> list[str]:
-    """Why ``face`` fails the filter level (Rekognition Reasons); empty if it passes or the level is NONE."""
+def min_side_for(bar: QualityBar, image_size: tuple[int, int] | None) -> float:
+    """The bar's smallest box side for a photo of ``image_size`` (width, height): scaled with the photo's linear
+    size past 1920×1080, as Rekognition asks proportionally larger faces of larger photos."""
+    if image_size is None:
+        return bar.min_side_px
+    width, height = image_size
+    return bar.min_side_px * max(1.0, math.sqrt(width * height / _REFERENCE_PIXELS))
+
+
+def quality_reasons(
+    face: DetectedFace, quality_filter: str, image_size: tuple[int, int] | None = None
+) -> list[str]:
+    """Why ``face`` fails the filter level (Rekognition Reasons); empty if it passes or the level is NONE.
+
+    ``image_size`` (width, height) makes SMALL_BOUNDING_BOX relative to the photo as well; without it the bar is
+    the absolute one of a 1920×1080 photo.
+    """
     bar = QUALITY_BARS.get(quality_filter)
     if bar is None:
         return []
     reasons: list[str] = []
     if face.confidence < bar.min_confidence:
         reasons.append("LOW_CONFIDENCE")
-    if min(face.box.width, face.box.height) < bar.min_side_px:
+    if min(face.box.width, face.box.height) < min_side_for(bar, image_size):
         reasons.append("SMALL_BOUNDING_BOX")
     if face.quality.get("Sharpness", 100.0) < bar.min_sharpness:
         reasons.append("LOW_SHARPNESS")
@@ -144,6 +165,8 @@ def quality_reasons(face: DetectedFace, quality_filter: str) -> list[str]:
     return reasons
 
 
-def passing(faces: Iterable[DetectedFace], quality_filter: str) -> list[DetectedFace]:
-    """The faces that pass a QualityFilter level, order kept."""
-    return [face for face in faces if not quality_reasons(face, quality_filter)]
+def passing(
+    faces: Iterable[DetectedFace], quality_filter: str, image_size: tuple[int, int] | None = None
+) -> list[DetectedFace]:
+    """The faces that pass a QualityFilter level in a photo of ``image_size``, order kept."""
+    return [face for face in faces if not quality_reasons(face, quality_filter, image_size)]

@@ -3,6 +3,7 @@
 Layout under ``<data_dir>/collections/<sha256 of the id>/``:
   collection.json   the real CollectionId, creation time, face model version and tags (written once)
   faces.npz         face records (JSON) and their embeddings (float32 N x D), rewritten as one file
+  users.json        users, their faces and recent ClientRequestTokens (user_records.py), rewritten as one file
 Every write goes to a temp file in the same directory and is swapped in with os.replace, so a crash leaves the
 old or the new state, never half of one. One lock serialises writers; readers get immutable snapshots.
 """
@@ -10,6 +11,7 @@ old or the new state, never half of one. One lock serialises writers; readers ge
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from local_rekognition import user_records
+from local_rekognition.user_records import StoredUser, TokenMismatchError, TokenRecord
+
 Matrix = npt.NDArray[np.float32]
 
 _META = "collection.json"
 _FACES = "faces.npz"
+_USERS = "users.json"
+
+UserChange = Callable[["Collection"], tuple[dict[str, StoredUser], dict[str, Any]]]
+"""Given the current snapshot, the collection's users after a call and the call's response (or an error)."""
 
 
 class CollectionNotFoundError(LookupError):
@@ -82,11 +91,18 @@ class Collection:
     tags: Mapping[str, str] = field(default_factory=dict)
     faces: tuple[StoredFace, ...] = ()
     embeddings: Matrix = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    users: Mapping[str, StoredUser] = field(default_factory=dict)
+    tokens: Mapping[str, TokenRecord] = field(default_factory=dict)
 
     @property
     def face_count(self) -> int:
         """How many faces are indexed."""
         return len(self.faces)
+
+    @property
+    def user_count(self) -> int:
+        """How many users exist, with faces or not."""
+        return len(self.users)
 
 
 def directory_name(collection_id: str) -> str:
@@ -150,6 +166,10 @@ class CollectionStore:
                 embeddings = np.array(archive["embeddings"], dtype=np.float32)
             faces = tuple(StoredFace.from_json(record) for record in records)
         embeddings.setflags(write=False)
+        users: dict[str, StoredUser] = {}
+        tokens: dict[str, TokenRecord] = {}
+        if (directory / _USERS).exists():
+            users, tokens = user_records.decode((directory / _USERS).read_bytes())
         return Collection(
             collection_id=collection_id,
             created_at=meta["CreationTimestamp"],
@@ -157,6 +177,8 @@ class CollectionStore:
             tags=meta.get("Tags", {}),
             faces=faces,
             embeddings=embeddings,
+            users=users,
+            tokens=tokens,
         )
 
     def _empty_trash(self) -> None:
@@ -233,21 +255,53 @@ class CollectionStore:
             merged = np.concatenate([current.embeddings, rows]) if current.face_count else rows.copy()
             return self._replace(current, current.faces + new_faces, merged)
 
-    def delete_faces(self, collection_id: str, face_ids: Iterable[str]) -> tuple[list[str], list[str]]:
-        """Delete faces by id; returns (deleted, not found), each in the order asked."""
+    def delete_faces(
+        self, collection_id: str, face_ids: Iterable[str]
+    ) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+        """Delete faces by id; returns (deleted, not found, (face, user) kept because a user holds them), each
+        in the order asked. As on AWS, a face must be disassociated from its user before it can be deleted."""
         with self._lock:
             current = self._get(collection_id)
             present = {face.face_id for face in current.faces}
+            owner = user_records.owners(current.users)
             asked = list(dict.fromkeys(face_ids))
-            deleted = [face_id for face_id in asked if face_id in present]
+            deleted = [face_id for face_id in asked if face_id in present and face_id not in owner]
             missing = [face_id for face_id in asked if face_id not in present]
+            held = [(face_id, owner[face_id]) for face_id in asked if face_id in present and face_id in owner]
             if deleted:
                 gone = set(deleted)
                 keep = [index for index, face in enumerate(current.faces) if face.face_id not in gone]
                 faces = tuple(current.faces[index] for index in keep)
                 embeddings = current.embeddings[keep] if keep else np.zeros((0, 0), dtype=np.float32)
                 self._replace(current, faces, embeddings)
-            return deleted, missing
+            return deleted, missing, held
+
+    def change_users(
+        self, collection_id: str, token_key: str | None, fingerprint: str, change: UserChange
+    ) -> Mapping[str, Any]:
+        """Apply ``change`` to the collection's users and persist them, once per ClientRequestToken.
+
+        A token seen within TOKEN_TTL_S with the same parameters answers the first call's response without
+        changing anything again; with other parameters, TokenMismatchError. A change that raises stores
+        nothing, so its retry runs afresh.
+        """
+        with self._lock:
+            current = self._get(collection_id)
+            now = time.time()
+            tokens = {
+                key: record for key, record in current.tokens.items() if now - record.at < user_records.TOKEN_TTL_S
+            }
+            if token_key is not None and token_key in tokens:
+                if tokens[token_key].fingerprint != fingerprint:
+                    raise TokenMismatchError(token_key)
+                return tokens[token_key].response
+            users, response = change(current)
+            if token_key is not None:
+                tokens[token_key] = TokenRecord(fingerprint, response, now)
+            data = user_records.encode(users, tokens)
+            _write_atomically(self._path(collection_id) / _USERS, lambda handle: handle.write(data))
+            self._collections[collection_id] = dataclasses.replace(current, users=users, tokens=tokens)
+            return response
 
     def _get(self, collection_id: str) -> Collection:
         # For callers already holding the lock.
@@ -272,6 +326,8 @@ class CollectionStore:
             tags=current.tags,
             faces=faces,
             embeddings=matrix,
+            users=current.users,
+            tokens=current.tokens,
         )
         self._collections[current.collection_id] = updated
         return updated

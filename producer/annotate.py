@@ -55,6 +55,8 @@ class Face:
     colour: Colour
     label: str
     landmarks: Sequence[tuple[float, float]] = ()
+    outline: Sequence[Sequence[tuple[float, float]]] = ()
+    """Polylines through the landmarks (jaw, brows, eyes, nose, lips), in ratios of the photo."""
 
 
 # --- Loading photos. ---
@@ -159,6 +161,8 @@ def draw_faces(
     for face in faces:
         left, top, right, bottom = pixel_box(face.box, out.size)
         draw.rectangle((left, top, right, bottom), outline=face.colour, width=line)
+        for polyline in face.outline:
+            draw.line([(x * out.width, y * out.height) for x, y in polyline], fill=LANDMARK, width=max(1, line // 2))
         for x, y in face.landmarks:
             cx, cy = x * out.width, y * out.height
             draw.ellipse((cx - dot, cy - dot, cx + dot, cy + dot), fill=LANDMARK)
@@ -176,12 +180,47 @@ def _landmarks(detail: dict[str, Any]) -> list[tuple[float, float]]:
     return [(float(p["X"]), float(p["Y"])) for p in detail.get("Landmarks") or [] if "X" in p and "Y" in p]
 
 
+# The face's outline as Rekognition's 30 landmark types draw it (DetectFaces with ALL): each polyline is drawn
+# when all its points are in the response, so a DEFAULT response (9 types) shows its dots only.
+OUTLINES: tuple[tuple[str, ...], ...] = (
+    ("upperJawlineLeft", "midJawlineLeft", "chinBottom", "midJawlineRight", "upperJawlineRight"),
+    ("leftEyeBrowLeft", "leftEyeBrowUp", "leftEyeBrowRight"),
+    ("rightEyeBrowLeft", "rightEyeBrowUp", "rightEyeBrowRight"),
+    ("leftEyeLeft", "leftEyeUp", "leftEyeRight", "leftEyeDown", "leftEyeLeft"),
+    ("rightEyeLeft", "rightEyeUp", "rightEyeRight", "rightEyeDown", "rightEyeLeft"),
+    ("noseLeft", "nose", "noseRight"),
+    ("mouthLeft", "mouthUp", "mouthRight", "mouthDown", "mouthLeft"),
+)
+
+
+def _outline(detail: dict[str, Any]) -> list[list[tuple[float, float]]]:
+    points = {
+        str(p["Type"]): (float(p["X"]), float(p["Y"]))
+        for p in detail.get("Landmarks") or []
+        if "Type" in p and "X" in p and "Y" in p
+    }
+    return [[points[name] for name in polyline] for polyline in OUTLINES if all(name in points for name in polyline)]
+
+
+def _states(detail: dict[str, Any]) -> list[str]:
+    """What the face is doing, said only when the response has the field: smiling, eyes closed, mouth open."""
+    states = []
+    if (detail.get("Smile") or {}).get("Value") is True:
+        states.append("smiling")
+    if (detail.get("EyesOpen") or {}).get("Value") is False:
+        states.append("eyes closed")
+    if (detail.get("MouthOpen") or {}).get("Value") is True:
+        states.append("mouth open")
+    return states
+
+
 def describe_face(detail: dict[str, Any]) -> str:
-    """A short label: top emotion, age range, gender, when present; the detection confidence otherwise."""
+    """A short label: top emotion, smile / eyes / mouth, age range, gender, when present; else the confidence."""
     parts = []
     emotion = top_emotion(detail)
     if emotion is not None:
         parts.append(emotion[0].lower())
+    parts.extend(_states(detail))
     age = detail.get("AgeRange")
     if age:
         parts.append(f"age {age.get('Low')}-{age.get('High')}")
@@ -204,18 +243,21 @@ def faces_of(envelope: ResultEnvelope) -> tuple[list[Face], str | None]:
     if "FaceDetails" in response:
         for number, detail in enumerate(response["FaceDetails"], start=1):
             label = " · ".join(part for part in (str(number), describe_face(detail)) if part)
-            faces.append(Face(detail.get("BoundingBox", {}), FACE, label, _landmarks(detail)))
+            faces.append(Face(detail.get("BoundingBox", {}), FACE, label, _landmarks(detail), _outline(detail)))
         return faces, None if faces else "no face found"
     if "FaceRecords" in response:
         for number, record in enumerate(response["FaceRecords"], start=1):
             detail = record.get("FaceDetail") or {}
             face_id = str((record.get("Face") or {}).get("FaceId", ""))[:8]
-            faces.append(Face(detail.get("BoundingBox", {}), FACE, f"{number} · indexed {face_id}", _landmarks(detail)))
+            label = f"{number} · indexed {face_id}"
+            faces.append(Face(detail.get("BoundingBox", {}), FACE, label, _landmarks(detail), _outline(detail)))
         for unindexed in response.get("UnindexedFaces", []):
             detail = unindexed.get("FaceDetail") or {}
             reasons = ",".join(unindexed.get("Reasons", [])).lower() or "left out"
             faces.append(Face(detail.get("BoundingBox", {}), NO_MATCH, f"not indexed: {reasons}"))
         return faces, None if faces else "no face indexed"
+    if "UserMatches" in response:
+        return _identified(response)
     if "SearchedFaceBoundingBox" in response:
         matches = response.get("FaceMatches", [])
         if matches:
@@ -227,6 +269,24 @@ def faces_of(envelope: ResultEnvelope) -> tuple[list[Face], str | None]:
         else:
             faces.append(Face(response["SearchedFaceBoundingBox"], NO_MATCH, "no match"))
         return faces, None
+    return faces, None
+
+
+def _identified(response: dict[str, Any]) -> tuple[list[Face], str | None]:
+    """A SearchUsersByImage result: the person's name and similarity on the searched face, or "unknown"."""
+    faces: list[Face] = []
+    searched = (response.get("SearchedFace") or {}).get("FaceDetail")
+    if searched is None:
+        return faces, "no face found"
+    matches = response.get("UserMatches", [])
+    if matches:
+        label = f"{matches[0]['User']['UserId']} {float(matches[0]['Similarity']):.1f}%"
+        faces.append(Face(searched.get("BoundingBox", {}), MATCH, label, _landmarks(searched)))
+    else:
+        faces.append(Face(searched.get("BoundingBox", {}), NO_MATCH, "unknown", _landmarks(searched)))
+    for unsearched in response.get("UnsearchedFaces", []):
+        detail = unsearched.get("FaceDetails") or {}
+        faces.append(Face(detail.get("BoundingBox", {}), FACE, "not searched"))
     return faces, None
 
 

@@ -444,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, formats=False)
     progress(p)
     p.set_defaults(func=cmd_status)
+
+    # Imported here, not at the top: cli_people builds on this module's helpers, so it loads after this module.
+    from producer import cli_people
+
+    cli_people.add_commands(sub, common, progress)
     return parser
 
 

@@ -33,6 +33,13 @@ class Operation(StrEnum):
     DELETE_COLLECTION = "DeleteCollection"
     LIST_FACES = "ListFaces"
     DELETE_FACES = "DeleteFaces"
+    CREATE_USER = "CreateUser"
+    DELETE_USER = "DeleteUser"
+    ASSOCIATE_FACES = "AssociateFaces"
+    DISASSOCIATE_FACES = "DisassociateFaces"
+    LIST_USERS = "ListUsers"
+    SEARCH_USERS = "SearchUsers"
+    SEARCH_USERS_BY_IMAGE = "SearchUsersByImage"
 
 
 TASK_NAMES: dict[Operation, str] = {
@@ -44,6 +51,13 @@ TASK_NAMES: dict[Operation, str] = {
     Operation.DELETE_COLLECTION: "facequeue.delete_collection",
     Operation.LIST_FACES: "facequeue.list_faces",
     Operation.DELETE_FACES: "facequeue.delete_faces",
+    Operation.CREATE_USER: "facequeue.create_user",
+    Operation.DELETE_USER: "facequeue.delete_user",
+    Operation.ASSOCIATE_FACES: "facequeue.associate_faces",
+    Operation.DISASSOCIATE_FACES: "facequeue.disassociate_faces",
+    Operation.LIST_USERS: "facequeue.list_users",
+    Operation.SEARCH_USERS: "facequeue.search_users",
+    Operation.SEARCH_USERS_BY_IMAGE: "facequeue.search_users_by_image",
 }
 
 
@@ -146,11 +160,15 @@ COLLECTION_ID_PATTERN = r"^[a-zA-Z0-9_.\-]+$"
 EXTERNAL_IMAGE_ID_PATTERN = r"^[a-zA-Z0-9_.\-:]+$"
 FACE_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 S3_BUCKET_PATTERN = r"^[0-9A-Za-z.\-_]+$"
+USER_ID_PATTERN = r"^[a-zA-Z0-9_.\-:]+$"
 
 CollectionId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=COLLECTION_ID_PATTERN)]
 ExternalImageId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=EXTERNAL_IMAGE_ID_PATTERN)]
 FaceId = Annotated[str, StringConstraints(pattern=FACE_ID_PATTERN)]
 Percent = Annotated[float, Field(ge=0, le=100)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=USER_ID_PATTERN)]
+MAX_FACES_PER_USER = 100
+"""Rekognition's limit on faces per user, and on FaceIds per AssociateFaces or DisassociateFaces call."""
 
 
 class Attribute(StrEnum):
@@ -380,6 +398,137 @@ class DeleteFacesJob(_Job):
         return {"CollectionId": self.collection_id, "FaceIds": list(self.face_ids)}
 
 
+class CreateUserJob(_Job):
+    """CreateUser; its ClientRequestToken is the job id, so a redelivered job never creates twice."""
+
+    operation: Literal[Operation.CREATE_USER] = Operation.CREATE_USER
+    collection_id: CollectionId
+    user_id: UserId
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        return {"CollectionId": self.collection_id, "UserId": self.user_id, "ClientRequestToken": self.job_id}
+
+
+class DeleteUserJob(_Job):
+    """DeleteUser (its faces stay in the collection); ClientRequestToken is the job id."""
+
+    operation: Literal[Operation.DELETE_USER] = Operation.DELETE_USER
+    collection_id: CollectionId
+    user_id: UserId
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        return {"CollectionId": self.collection_id, "UserId": self.user_id, "ClientRequestToken": self.job_id}
+
+
+class AssociateFacesJob(_Job):
+    """AssociateFaces: up to 100 indexed faces to one user; ClientRequestToken is the job id, so a redelivered job
+    answers what the first run did instead of reporting the faces as already associated."""
+
+    operation: Literal[Operation.ASSOCIATE_FACES] = Operation.ASSOCIATE_FACES
+    collection_id: CollectionId
+    user_id: UserId
+    face_ids: Annotated[tuple[FaceId, ...], Field(min_length=1, max_length=MAX_FACES_PER_USER)]
+    user_match_threshold: Percent = 75.0
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        return {
+            "CollectionId": self.collection_id,
+            "UserId": self.user_id,
+            "FaceIds": list(self.face_ids),
+            "UserMatchThreshold": self.user_match_threshold,
+            "ClientRequestToken": self.job_id,
+        }
+
+
+class DisassociateFacesJob(_Job):
+    """DisassociateFaces: up to 100 faces from one user; ClientRequestToken is the job id."""
+
+    operation: Literal[Operation.DISASSOCIATE_FACES] = Operation.DISASSOCIATE_FACES
+    collection_id: CollectionId
+    user_id: UserId
+    face_ids: Annotated[tuple[FaceId, ...], Field(min_length=1, max_length=MAX_FACES_PER_USER)]
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        return {
+            "CollectionId": self.collection_id,
+            "UserId": self.user_id,
+            "FaceIds": list(self.face_ids),
+            "ClientRequestToken": self.job_id,
+        }
+
+
+class ListUsersJob(_Job):
+    """ListUsers, one page."""
+
+    operation: Literal[Operation.LIST_USERS] = Operation.LIST_USERS
+    collection_id: CollectionId
+    max_results: Annotated[int, Field(ge=1, le=500)] | None = None
+    next_token: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        params: dict[str, Any] = {"CollectionId": self.collection_id}
+        if self.max_results is not None:
+            params["MaxResults"] = self.max_results
+        if self.next_token is not None:
+            params["NextToken"] = self.next_token
+        return params
+
+
+class SearchUsersJob(_Job):
+    """SearchUsers: the users most like an indexed face or like another user (exactly one of the two)."""
+
+    operation: Literal[Operation.SEARCH_USERS] = Operation.SEARCH_USERS
+    collection_id: CollectionId
+    user_id: UserId | None = None
+    face_id: FaceId | None = None
+    user_match_threshold: Percent = 80.0
+    max_users: Annotated[int, Field(ge=1, le=500)] = 10
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchUsersJob:
+        if (self.user_id is None) == (self.face_id is None):
+            raise ValueError("give exactly one of user_id and face_id")
+        return self
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters."""
+        params: dict[str, Any] = {
+            "CollectionId": self.collection_id,
+            "UserMatchThreshold": self.user_match_threshold,
+            "MaxUsers": self.max_users,
+        }
+        if self.user_id is not None:
+            params["UserId"] = self.user_id
+        if self.face_id is not None:
+            params["FaceId"] = self.face_id
+        return params
+
+
+class SearchUsersByImageJob(_Job):
+    """SearchUsersByImage: who the largest face of an image is, among a collection's users."""
+
+    operation: Literal[Operation.SEARCH_USERS_BY_IMAGE] = Operation.SEARCH_USERS_BY_IMAGE
+    image: ImageSource
+    collection_id: CollectionId
+    user_match_threshold: Percent = 80.0
+    max_users: Annotated[int, Field(ge=1, le=500)] = 10
+    quality_filter: QualityFilter = QualityFilter.NONE
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters other than the image."""
+        return {
+            "CollectionId": self.collection_id,
+            "UserMatchThreshold": self.user_match_threshold,
+            "MaxUsers": self.max_users,
+            "QualityFilter": self.quality_filter.value,
+        }
+
+
 Job = Annotated[
     DetectFacesJob
     | CompareFacesJob
@@ -388,13 +537,26 @@ Job = Annotated[
     | CreateCollectionJob
     | DeleteCollectionJob
     | ListFacesJob
-    | DeleteFacesJob,
+    | DeleteFacesJob
+    | CreateUserJob
+    | DeleteUserJob
+    | AssociateFacesJob
+    | DisassociateFacesJob
+    | ListUsersJob
+    | SearchUsersJob
+    | SearchUsersByImageJob,
     Field(discriminator="operation"),
 ]
 JOB_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)
 
 IMAGE_OPERATIONS = frozenset(
-    {Operation.DETECT_FACES, Operation.COMPARE_FACES, Operation.INDEX_FACES, Operation.SEARCH_FACES_BY_IMAGE}
+    {
+        Operation.DETECT_FACES,
+        Operation.COMPARE_FACES,
+        Operation.INDEX_FACES,
+        Operation.SEARCH_FACES_BY_IMAGE,
+        Operation.SEARCH_USERS_BY_IMAGE,
+    }
 )
 
 

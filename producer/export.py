@@ -55,6 +55,7 @@ COLUMNS: tuple[str, ...] = (
     "attempts",
     "rekognition_ms",
     "worker",
+    "user_id",
 )
 
 # Rekognition's yes/no attributes: {"Value": bool, "Confidence": float}. The CSV keeps the value; a column per
@@ -154,7 +155,26 @@ def _face_rows(envelope: ResultEnvelope) -> Iterator[Row]:
         if not matches:
             yield searched
     elif "Faces" in response:  # ListFaces
-        yield from (face_detail_columns(face) for face in response["Faces"])
+        yield from ({**face_detail_columns(face), "user_id": face.get("UserId")} for face in response["Faces"])
+    else:
+        yield from _user_rows(response)
+
+
+def _user_rows(response: dict[str, Any]) -> Iterator[Row]:
+    """SearchUsersByImage and SearchUsers: the searched face once per matching user; ListUsers: one row a user;
+    AssociateFaces and DisassociateFaces: one row a face changed."""
+    if "UserMatches" in response:
+        searched = response.get("SearchedFace") or {}
+        face = face_detail_columns(searched.get("FaceDetail") or searched) if searched else {}
+        for match in response["UserMatches"]:
+            yield {**face, "user_id": match["User"]["UserId"], "similarity": match.get("Similarity")}
+        if not response["UserMatches"] and face:
+            yield face
+    elif "Users" in response:
+        yield from ({"user_id": user.get("UserId")} for user in response["Users"])
+    else:
+        for member in ("AssociatedFaces", "DisassociatedFaces"):
+            yield from ({"face_id": face.get("FaceId")} for face in response.get(member, []))
 
 
 def _collection_face(face: dict[str, Any] | None) -> Row:

@@ -36,7 +36,13 @@ HINTS: dict[str, str] = {
     "and s3:GetObject on the bucket",
     "S3ConnectionError": "the worker cannot reach S3; check AWS_ENDPOINT_URL_S3 and the network",
     "ResourceNotFoundException": "the collection does not exist; create it with `facequeue collection create ID` "
-    "(and check the worker's AWS_REGION: collections are regional)",
+    "(and check the worker's AWS_REGION: collections are regional); for a user job, the user may not exist: "
+    "`facequeue users list COLLECTION`",
+    "ConflictException": "that user exists already; enrol more photos with `facequeue enrol`, or delete it first "
+    "with `facequeue users delete COLLECTION USER`",
+    "ServiceQuotaExceededException": "a user holds at most 100 faces; disassociate some before adding more",
+    "IdempotentParameterMismatchException": "the job's ClientRequestToken was used before for another request; "
+    "submit it as a new job (a new job id)",
     "ResourceAlreadyExistsException": "the collection exists already; use it, or delete it first with "
     "`facequeue collection delete ID`",
     "InvalidImageFormatException": "the file is not a JPEG or PNG the worker can read; convert it or leave it out",

@@ -11,18 +11,25 @@ from typing import Any
 from urllib.parse import urlparse
 
 from producer.contract import (
+    AssociateFacesJob,
     BlobImage,
     CompareFacesJob,
     CreateCollectionJob,
+    CreateUserJob,
     DeleteCollectionJob,
     DeleteFacesJob,
+    DeleteUserJob,
     DetectFacesJob,
+    DisassociateFacesJob,
     ImageSource,
     IndexFacesJob,
     Job,
     ListFacesJob,
+    ListUsersJob,
     S3Image,
     SearchFacesByImageJob,
+    SearchUsersByImageJob,
+    SearchUsersJob,
 )
 
 ImageInput = bytes | str | os.PathLike[str] | S3Image | BlobImage
@@ -150,3 +157,54 @@ def list_faces(collection_id: str, *, max_results: int | None = None, next_token
 def delete_faces(collection_id: str, face_ids: Iterable[str]) -> PreparedJob:
     """Prepare a DeleteFaces job."""
     return PreparedJob(DeleteFacesJob(collection_id=collection_id, face_ids=tuple(face_ids), label=collection_id))
+
+
+def create_user(collection_id: str, user_id: str) -> PreparedJob:
+    """Prepare a CreateUser job (its ClientRequestToken is the job id)."""
+    return PreparedJob(CreateUserJob(collection_id=collection_id, user_id=user_id, label=user_id))
+
+
+def delete_user(collection_id: str, user_id: str) -> PreparedJob:
+    """Prepare a DeleteUser job (its faces stay in the collection)."""
+    return PreparedJob(DeleteUserJob(collection_id=collection_id, user_id=user_id, label=user_id))
+
+
+def associate_faces(collection_id: str, user_id: str, face_ids: Iterable[str], **params: Any) -> PreparedJob:
+    """Prepare an AssociateFaces job (user_match_threshold)."""
+    job = AssociateFacesJob(
+        collection_id=collection_id, user_id=user_id, face_ids=tuple(face_ids), label=user_id, **params
+    )
+    return PreparedJob(job)
+
+
+def disassociate_faces(collection_id: str, user_id: str, face_ids: Iterable[str]) -> PreparedJob:
+    """Prepare a DisassociateFaces job."""
+    return PreparedJob(
+        DisassociateFacesJob(collection_id=collection_id, user_id=user_id, face_ids=tuple(face_ids), label=user_id)
+    )
+
+
+def list_users(collection_id: str, *, max_results: int | None = None, next_token: str | None = None) -> PreparedJob:
+    """Prepare a ListUsers job (one page)."""
+    return PreparedJob(
+        ListUsersJob(collection_id=collection_id, max_results=max_results, next_token=next_token, label=collection_id)
+    )
+
+
+def search_users(
+    collection_id: str, *, user_id: str | None = None, face_id: str | None = None, **params: Any
+) -> PreparedJob:
+    """Prepare a SearchUsers job from one user_id or one face_id (user_match_threshold, max_users)."""
+    job = SearchUsersJob(
+        collection_id=collection_id, user_id=user_id, face_id=face_id, label=user_id or face_id, **params
+    )
+    return PreparedJob(job)
+
+
+def search_users_by_image(
+    image: ImageInput, collection_id: str, *, label: str | None = None, **params: Any
+) -> PreparedJob:
+    """Prepare a SearchUsersByImage job (user_match_threshold, max_users, quality_filter)."""
+    source, blobs = image_source(image)
+    job = SearchUsersByImageJob(image=source, collection_id=collection_id, label=label or _label(image), **params)
+    return PreparedJob(job, blobs)

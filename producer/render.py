@@ -8,7 +8,7 @@ would rewrite a label like ``:smile:.jpg``).
 from __future__ import annotations
 
 import os
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,6 +17,7 @@ from rich.text import Text
 
 from producer.contract import JobStatus, ResultEnvelope
 from producer.export import CsvWriter
+from producer.people import UNKNOWN
 
 FORMATS = ("table", "jsonl", "csv")
 
@@ -27,6 +28,10 @@ def summary(envelope: ResultEnvelope) -> str:
         assert envelope.error is not None
         return f"[red]{escape(envelope.error.code)}[/]: {escape(envelope.error.message)}"
     response = envelope.response or {}
+    if envelope.operation.endswith("User") or "UserMatches" in response or "Users" in response:
+        return _user_summary(envelope, response)
+    if "AssociatedFaces" in response or "DisassociatedFaces" in response:
+        return _association_summary(response)
     if "FaceMatches" in response and "SourceImageFace" in response:
         sims = [f"{m['Similarity']:.1f}" for m in response["FaceMatches"]]
         return f"match {', '.join(sims)}" if sims else "no match"
@@ -43,6 +48,31 @@ def summary(envelope: ResultEnvelope) -> str:
     if "Faces" in response:
         return f"{len(response['Faces'])} faces"
     return f"{envelope.face_count()} face(s)"
+
+
+def _user_summary(envelope: ResultEnvelope, response: dict[str, Any]) -> str:
+    if "UserMatches" in response:
+        matches = response["UserMatches"]
+        if matches:
+            best = matches[0]
+            return f"{escape(best['User']['UserId'])} {best['Similarity']:.1f}"
+        return UNKNOWN if "SearchedFace" in response or "SearchedUser" in response else "no face found"
+    if "Users" in response:
+        return f"{len(response['Users'])} users"
+    done = {"CreateUser": "created", "DeleteUser": "deleted"}.get(envelope.operation, "done")
+    return f"{done} {escape(envelope.label or '')}".strip()
+
+
+def _association_summary(response: dict[str, Any]) -> str:
+    verb, member, refused = (
+        ("associated", "AssociatedFaces", "UnsuccessfulFaceAssociations")
+        if "AssociatedFaces" in response
+        else ("disassociated", "DisassociatedFaces", "UnsuccessfulFaceDisassociations")
+    )
+    text = f"{verb} {len(response[member])} face(s)"
+    if response.get(refused):
+        text += f", {len(response[refused])} left out"
+    return f"{text}; user {response.get('UserStatus', '?')}"
 
 
 class Renderer:

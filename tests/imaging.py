@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageOps
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
@@ -15,9 +15,7 @@ def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     return out.getvalue()
 
 
-def plain(
-    width: int, height: int, fmt: str = "JPEG", colour: tuple[int, int, int] = (128, 140, 150)
-) -> bytes:
+def plain(width: int, height: int, fmt: str = "JPEG", colour: tuple[int, int, int] = (128, 140, 150)) -> bytes:
     """A face-free single-colour image."""
     return encode(Image.new("RGB", (width, height), colour), fmt)
 
@@ -51,3 +49,19 @@ def big_and_small(path: Path, small_width: int = 140) -> bytes:
     small = photo.resize((small_width, round(small_width * photo.height / photo.width)))
     canvas.paste(small, (photo.width + 200, 100))
     return encode(canvas, "JPEG", quality=92)
+
+
+def views(path: Path) -> dict[str, bytes]:
+    """Extra photos of the one face in ``path``: mirrored, cropped closer, darker and brighter (JPEG each)."""
+    with Image.open(path) as original:
+        photo = original.convert("RGB")
+    width, height = photo.size
+    inset = (round(width * 0.1), round(height * 0.08), round(width * 0.9), round(height * 0.95))
+    return {
+        "flipped": encode(ImageOps.mirror(photo), "JPEG", quality=92),
+        "cropped": encode(photo.crop(inset).resize((width, height)), "JPEG", quality=92),
+        "darker": encode(ImageEnhance.Brightness(photo).enhance(0.6), "JPEG", quality=92),
+        "brighter": encode(
+            ImageEnhance.Contrast(ImageEnhance.Brightness(photo).enhance(1.3)).enhance(0.8), "JPEG", quality=92
+        ),
+    }

@@ -17,6 +17,13 @@ def grace_hopper() -> Path:
     return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 
+def astronaut() -> Path:
+    """A public-domain portrait (Eileen Collins, NASA; one smiling face) that ships inside scikit-image's wheel."""
+    import skimage
+
+    return Path(skimage.__file__).resolve().parent / "data" / "astronaut.png"
+
+
 def shared_images() -> Path:
     """The project's shared photo set; skips the test on a user's clone, where it does not exist."""
     if not SHARED_IMAGES.is_dir():

@@ -60,6 +60,13 @@ _METHODS = {
     "DeleteCollection": "delete_collection",
     "ListFaces": "list_faces",
     "DeleteFaces": "delete_faces",
+    "CreateUser": "create_user",
+    "DeleteUser": "delete_user",
+    "AssociateFaces": "associate_faces",
+    "DisassociateFaces": "disassociate_faces",
+    "ListUsers": "list_users",
+    "SearchUsers": "search_users",
+    "SearchUsersByImage": "search_users_by_image",
 }
 
 

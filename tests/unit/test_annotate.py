@@ -62,6 +62,17 @@ def test_landmarks_are_dots_at_their_ratios() -> None:
     assert out.getpixel((200, 120)) == LANDMARK
 
 
+def test_a_full_landmark_set_draws_the_outline_between_its_points() -> None:
+    # Given the mouth's four landmarks, as DetectFaces with ALL returns them
+    grey = Image.new("RGB", (400, 300), (128, 128, 128))
+    mouth = {"mouthLeft": (0.4, 0.5), "mouthUp": (0.5, 0.45), "mouthRight": (0.6, 0.5), "mouthDown": (0.5, 0.55)}
+    detail = {"BoundingBox": BOX, "Landmarks": [{"Type": k, "X": x, "Y": y} for k, (x, y) in mouth.items()]}
+    out = annotate(grey, envelope("DetectFaces", {"FaceDetails": [detail]}))
+    # Then the line from the left corner to the upper lip is drawn at its midpoint, and the mouth's inside is not
+    assert LANDMARK in {out.getpixel((180 + dx, 142 + dy)) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+    assert out.getpixel((200, 150)) == (128, 128, 128)
+
+
 def test_a_photo_without_faces_gets_a_banner_and_a_failure_names_its_code() -> None:
     grey = Image.new("RGB", (400, 300), (128, 128, 128))
     empty = annotate(grey, envelope("DetectFaces", {"FaceDetails": []}))
@@ -82,6 +93,19 @@ def test_a_photo_without_faces_gets_a_banner_and_a_failure_names_its_code() -> N
             "happy · age 25-33 · female",
         ),
         ({"Confidence": 99.4}, "99%"),
+        (
+            {
+                "Emotions": [{"Type": "HAPPY", "Confidence": 99.0}],
+                "Smile": {"Value": True, "Confidence": 95.0},
+                "EyesOpen": {"Value": False, "Confidence": 80.0},
+                "MouthOpen": {"Value": True, "Confidence": 90.0},
+            },
+            "happy · smiling · eyes closed · mouth open",
+        ),
+        (
+            {"Smile": {"Value": False, "Confidence": 95.0}, "EyesOpen": {"Value": True, "Confidence": 90.0}},
+            "",
+        ),
     ],
 )
 def test_labels_say_emotion_age_and_gender_or_else_the_confidence(detail: dict[str, Any], label: str) -> None:

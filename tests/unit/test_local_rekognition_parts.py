@@ -122,3 +122,15 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert (settings.port, settings.data_dir, settings.max_pending_requests) == (0, tmp_path, 5)
     with pytest.raises(SystemExit):
         parse_settings(["--port", "70000"])
+
+
+def test_small_bounding_box_is_relative_to_the_photo_as_well() -> None:
+    # A face 30 px wide: Rekognition's 40-px face in a 1920x1080 photo measures about that in YuNet's box.
+    face = detected(width=30)
+
+    assert quality_reasons(face, "AUTO", (1920, 1080)) == []
+    assert quality_reasons(face, "AUTO", (1280, 720)) == []
+    # The same face in a 4K photo is a quarter as large relative to it: too small.
+    assert quality_reasons(face, "AUTO", (3840, 2160)) == ["SMALL_BOUNDING_BOX"]
+    assert quality_reasons(detected(width=20), "AUTO", (1920, 1080)) == ["SMALL_BOUNDING_BOX"]
+    assert quality_reasons(detected(width=20), "LOW", (1920, 1080)) == []

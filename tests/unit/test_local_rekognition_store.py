@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def test_delete_faces_reports_deleted_and_missing_in_order(tmp_path: Path) -> No
     store = CollectionStore(tmp_path)
     store.create("c", "1.0", {})
     store.add_faces("c", [face(n) for n in range(3)], vectors(3))
-    deleted, missing = store.delete_faces("c", [face(2).face_id, face(9).face_id, face(0).face_id])
+    deleted, missing, _ = store.delete_faces("c", [face(2).face_id, face(9).face_id, face(0).face_id])
     assert deleted == [face(2).face_id, face(0).face_id]
     assert missing == [face(9).face_id]
     store.delete_faces("c", [face(1).face_id])
@@ -144,3 +145,49 @@ def test_leftovers_of_a_crash_are_cleaned_and_ignored(tmp_path: Path) -> None:
     assert not (directory / ".tmp-abc.npz").exists()
     reopened.create("half", "1.0", {})
     assert reopened.get("half").face_count == 0
+
+
+def test_user_changes_persist_once_per_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_rekognition import user_records
+    from local_rekognition.store import Collection
+    from local_rekognition.user_records import StoredUser, TokenMismatchError
+
+    store = CollectionStore(tmp_path)
+    store.create("c", "1.0", {})
+    calls: list[str] = []
+
+    def add(user_id: str) -> Any:
+        def change(current: Collection) -> tuple[dict[str, StoredUser], dict[str, Any]]:
+            calls.append(user_id)
+            if user_id == "bad":
+                raise ValueError("refused")
+            return {**current.users, user_id: StoredUser(user_id, 0.0)}, {"made": user_id}
+
+        return change
+
+    # A token answers its first response again without running the change; other parameters are refused
+    assert store.change_users("c", "CreateUser:t", "one", add("ada")) == {"made": "ada"}
+    assert store.change_users("c", "CreateUser:t", "one", add("ada")) == {"made": "ada"}
+    with pytest.raises(TokenMismatchError):
+        store.change_users("c", "CreateUser:t", "two", add("bob"))
+    # A change that raises stores nothing, not even its token
+    with pytest.raises(ValueError):
+        store.change_users("c", "CreateUser:u", "three", add("bad"))
+    assert calls == ["ada", "bad"]
+    reopened = CollectionStore(tmp_path).get("c")
+    assert list(reopened.users) == ["ada"] and list(reopened.tokens) == ["CreateUser:t"]
+    # Tokens older than TOKEN_TTL_S are forgotten: the same token then runs the change again
+    monkeypatch.setattr(user_records, "TOKEN_TTL_S", -1.0)
+    store.change_users("c", "CreateUser:t", "one", add("ada"))
+    assert calls == ["ada", "bad", "ada"]
+
+
+def test_faces_held_by_a_user_are_not_deleted(tmp_path: Path) -> None:
+    from local_rekognition.user_records import StoredUser
+
+    store = CollectionStore(tmp_path)
+    store.create("c", "1.0", {})
+    store.add_faces("c", [face(0), face(1)], vectors(2))
+    store.change_users("c", None, "", lambda current: ({"u": StoredUser("u", 0.0, (face(0).face_id,))}, {}))
+    deleted, missing, held = store.delete_faces("c", [face(0).face_id, face(1).face_id])
+    assert (deleted, missing, held) == ([face(1).face_id], [], [(face(0).face_id, "u")])

