@@ -23,6 +23,7 @@ from producer.cli import (
     _submit,
     err,
     expand_images,
+    prepare_each,
     watch_batch,
 )
 from producer.client import FaceQueue
@@ -83,10 +84,13 @@ def cmd_identify(fq: FaceQueue, args: argparse.Namespace) -> int:
     photos = list(expand_images(args.images))
     if not photos:
         raise UsageError("identify needs photos")
-    prepared = [
-        jobs.search_users_by_image(photo, cid, user_match_threshold=args.threshold, max_users=args.max_users)
-        for photo in photos
-    ]
+    photos, prepared = prepare_each(
+        photos,
+        lambda photo: jobs.search_users_by_image(
+            photo, cid, user_match_threshold=args.threshold, max_users=args.max_users
+        ),
+        args,
+    )
     batch = _submit(fq, prepared, args)
     annotator = Annotator(args.annotate, dict(zip(batch.job_ids, photos, strict=True))) if args.annotate else None
     return watch_batch(fq, batch.batch_id, args, annotator=annotator)

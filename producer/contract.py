@@ -117,7 +117,7 @@ DEAD_LETTERS_KEY = f"{KEY_PREFIX}:dead"
 REFUSED_LETTERS_KEY = f"{KEY_PREFIX}:refused"
 """Redis sorted set of the dead letters kept for queue entries refused unread (ids `refused-<uuid>`), by time: the
 oldest beyond MAX_REFUSED_LETTERS are dropped, so a flood of junk cannot fill Redis."""
-MAX_REFUSED_LETTERS = 1000
+MAX_REFUSED_LETTERS = 100
 
 
 def dead_letter_key(job_id: str) -> str:

@@ -21,7 +21,7 @@ from producer.contract import (
     dead_letter_key,
     queue_for,
 )
-from tests.fixtures.redis import wait_until
+from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.integration.test_signing import make_identity
 from tests.photos import grace_hopper
@@ -155,19 +155,30 @@ def test_messages_celery_refuses_are_kept_as_dead_letters_too(
 
 
 def test_a_flood_of_junk_keeps_a_bounded_number_of_dead_letters(
-    redis_url: str, worker_queue: str, worker: WorkerProcess
+    tmp_path: Path,
+    local_rekognition_url: str,
+    moto_s3_url: str,
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    # Given 50 more junk entries than the dead letters kept for refused entries
-    target = queue_for(worker_queue, Operation.LIST_FACES)
-    client = redis.Redis.from_url(redis_url)
-    flood = MAX_REFUSED_LETTERS + 50
-    client.lpush(target, *(f"junk {i}" for i in range(flood)))
-    # When the worker has read them all
-    newest = f"junk {flood - 1}"
-    wait_until(lambda: client.llen(target) == 0, 120, "the worker to read the flood")
-    wait_until(lambda: newest in {d["job"]["head"] for d in _refused_on(client, target)}, 60, "the last letter")  # type: ignore[index]
-    # Then only the newest MAX_REFUSED_LETTERS are kept, and the worker lives on
-    heads = {d["job"]["head"] for d in _refused_on(client, target)}  # type: ignore[index]
-    assert client.zcard(REFUSED_LETTERS_KEY) == MAX_REFUSED_LETTERS
-    assert len(heads) == MAX_REFUSED_LETTERS and "junk 0" not in heads
-    assert worker.alive
+    # Given a Redis of our own (the flood must not crowd other tests' dead letters) and its worker
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        queue = f"flood-{uuid.uuid4().hex[:8]}"
+        worker = start_worker(worker_environment(server.url, local_rekognition_url, moto_s3_url, queue))
+        target = queue_for(queue, Operation.LIST_FACES)
+        client = redis.Redis.from_url(server.url)
+        # When ten times more junk entries than the dead letters kept for refused entries are pushed at once
+        flood = MAX_REFUSED_LETTERS * 10
+        client.lpush(target, *(f"junk {i}" for i in range(flood)))
+        newest = f"junk {flood - 1}"
+        wait_until(lambda: client.llen(target) == 0, 120, "the worker to read the flood")
+        wait_until(lambda: newest in {d["job"]["head"] for d in _refused_on(client, target)}, 60, "the last letter")  # type: ignore[index]
+        # Then only the newest MAX_REFUSED_LETTERS are kept, in the index and as dead letters, and the worker lives
+        heads = {d["job"]["head"] for d in _refused_on(client, target)}  # type: ignore[index]
+        assert client.zcard(REFUSED_LETTERS_KEY) == MAX_REFUSED_LETTERS
+        assert client.zcard(DEAD_LETTERS_KEY) == MAX_REFUSED_LETTERS
+        assert len(heads) == MAX_REFUSED_LETTERS and newest in heads and "junk 0" not in heads
+        assert worker.alive
+    finally:
+        server.stop()
