@@ -652,11 +652,13 @@ def test_dependencies_are_installed_before_the_code_arrives() -> None:
             for flag in command.flags:
                 if flag.startswith("--mount=type=bind") and "from=" not in flag:
                     assert name == "wheel", f"{name} mounts the build context"
+            # podman 4.3 (Debian 12) cannot bind-mount a stage its layer cache answered: stages arrive by COPY --from.
+            assert not any(flag.startswith("--mount=type=bind") and "from=" in flag for flag in command.flags), name
         if name.startswith("deps-"):
-            assert all("from=wheel" not in flag for c in commands for flag in c.flags), name
+            assert all("--from=wheel" not in flag for c in commands for flag in c.flags), name
     for target in ("producer", "worker", "flower", "local-rekognition"):
-        installs = [c for c in dict(_stages())[target] if c.cmd == "RUN"]
-        assert any("from=wheel" in flag for c in installs for flag in c.flags), target
+        copies = [c for c in dict(_stages())[target] if c.cmd == "COPY"]
+        assert any("--from=wheel" in c.flags for c in copies), target
 
 
 def test_no_remote_add_and_no_secrets() -> None:
