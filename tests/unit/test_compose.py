@@ -277,7 +277,8 @@ def test_worker_scales_and_stops_cleanly() -> None:
     check = worker["healthcheck"]["test"]
     assert check[0] == "CMD-SHELL"
     assert "inspect ping" in check[1]
-    assert "--destination celery@$HOSTNAME" in check[1]
+    # Podman's exec (health checks) leaves $HOSTNAME unset, so the check asks `hostname`, as Celery's node name does.
+    assert "--destination celery@$(hostname)" in check[1]
 
 
 def test_worker_environment_is_standard_aws_and_facequeue_only() -> None:
