@@ -263,7 +263,8 @@ def producer_from_s3() -> None:
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     record("producer: photos from S3 / result rows", f"{len(urls)} / {len(rows)}")
     check(proc.returncode == 0, f"producer container exits 0 (got {proc.returncode}) {proc.stdout[-800:]}")
-    check(len(rows) >= len(urls), "a face row for every S3 photo")
+    ok = [r for r in rows if r.get("status") == "succeeded"]
+    check(len(ok) >= len(urls) and len(ok) == len(rows), f"a succeeded face row for every S3 photo ({rows[:1]})")
 
 
 def _distinct_photos(n: int) -> list[bytes]:

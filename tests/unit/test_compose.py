@@ -308,6 +308,17 @@ def test_local_endpoints_by_default() -> None:
     assert _resolved_endpoints(env) == {"rekognition": env["AWS_ENDPOINT_URL_REKOGNITION"], "s3": "http://minio:9000"}
 
 
+def test_local_rekognition_reads_s3_where_the_worker_does() -> None:
+    # An s3:// job reaches the endpoint as an S3Object, which the endpoint fetches itself (as Rekognition does): it
+    # needs the worker's S3 endpoint, credentials and region, or every s3:// job fails with InvalidS3ObjectException
+    # (found by `make compose-test`).
+    services = compose()["services"]
+    worker, local = environment(services["worker"]), environment(services["local-rekognition"])
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        assert local.get(name) == worker[name], name
+    assert _resolved_endpoints(local)["s3"] == "http://minio:9000"
+
+
 def test_the_aws_env_file_switches_the_worker_to_aws() -> None:
     # Given docker compose --env-file aws.env
     env_file = aws_env_file()
@@ -333,10 +344,11 @@ def test_nothing_but_the_services_wiring_differs_between_local_and_aws() -> None
     local, aws = compose(), compose(aws_env_file())
     for name in SERVICES:
         a, b = local["services"][name], aws["services"][name]
-        if name == "worker":
+        if name in ("worker", "local-rekognition"):
+            # Only their standard AWS variables change (local-rekognition's S3 ones sit unused on AWS).
             a, b = dict(a), dict(b)
-            a.pop("environment")
-            b.pop("environment")
+            a["environment"] = {k: v for k, v in environment(a).items() if not k.startswith("AWS_")}
+            b["environment"] = {k: v for k, v in environment(b).items() if not k.startswith("AWS_")}
         assert a == b, name
 
 
