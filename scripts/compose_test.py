@@ -137,13 +137,16 @@ def healthy(name: str, timeout_s: float) -> float:
         proc = subprocess.run(["podman", "healthcheck", "run", name], capture_output=True, text=True)
         if proc.returncode == 0:
             return time.monotonic() - start
-        state = subprocess.run(["podman", "inspect", name, "--format", "{{.State.Status}}"], capture_output=True, text=True)
+        state = subprocess.run(
+            ["podman", "inspect", name, "--format", "{{.State.Status}}"], capture_output=True, text=True
+        )
         if state.stdout.strip() == "exited":
             timeout_s = 0  # it crashed: no point waiting
         if time.monotonic() - start > timeout_s:
             logs = subprocess.run(["podman", "logs", "--tail", "30", name], capture_output=True, text=True)
-            raise RuntimeError(f"{name} not healthy after {timeout_s:.0f} s: {proc.stdout}{proc.stderr}\n"
-                               f"{logs.stdout}{logs.stderr}")
+            raise RuntimeError(
+                f"{name} not healthy after {timeout_s:.0f} s: {proc.stdout}{proc.stderr}\n{logs.stdout}{logs.stderr}"
+            )
         time.sleep(1)
 
 
@@ -183,8 +186,17 @@ def base_images() -> None:
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
             rootfs = Path(tmp) / "rootfs"
             start_t = time.monotonic()
-            run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,redis-server", "bookworm",
-                 str(rootfs), "http://deb.debian.org/debian"], stdout=subprocess.DEVNULL)
+            run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    "--include=python3,python3-venv,redis-server",
+                    "bookworm",
+                    str(rootfs),
+                    "http://deb.debian.org/debian",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
             record("debootstrap (s)", f"{time.monotonic() - start_t:.1f}")
             (rootfs / "usr/local/bin/python").symlink_to("/usr/bin/python3")
             # Package downloads go through a TLS-inspecting proxy: the host's bundle holds its CA.
@@ -195,24 +207,49 @@ def base_images() -> None:
             os.replace(str(tarball) + ".part", tarball)
     else:
         record("debootstrap (s)", "0 (cached)")
-    podman("import", "--change", "ENV LANG=C.UTF-8", "--change",
-           "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "--change", 'CMD ["python3"]', str(tarball), python_image.group(1))
-    podman("build", "--build-arg", f"BASE_IMAGE={python_image.group(1)}", "-t", redis_image,
-           "-f", str(HERE / "redis.Containerfile"), str(HERE))
+    podman(
+        "import",
+        "--change",
+        "ENV LANG=C.UTF-8",
+        "--change",
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "--change",
+        'CMD ["python3"]',
+        str(tarball),
+        python_image.group(1),
+    )
+    podman(
+        "build",
+        "--build-arg",
+        f"BASE_IMAGE={python_image.group(1)}",
+        "-t",
+        redis_image,
+        "-f",
+        str(HERE / "redis.Containerfile"),
+        str(HERE),
+    )
 
 
 def build_images() -> None:
     """Build every Dockerfile target, and the S3 stand-in, with the pip cache kept between builds."""
     for target in TARGETS:
         t = time.monotonic()
-        podman("build", "--network", "host", "--target", target, "-t", f"{PREFIX}/{target}:{TAG}",
-               str(ROOT))
+        podman("build", "--network", "host", "--target", target, "-t", f"{PREFIX}/{target}:{TAG}", str(ROOT))
         record(f"build {target} (s)", f"{time.monotonic() - t:.1f}")
     moto = next(r for r in _dev_requirements() if r.startswith("moto"))
     t = time.monotonic()
-    podman("build", "--network", "host", "--build-arg", f"MOTO_REQUIREMENT={moto}",
-           "-t", f"{PREFIX}/moto-s3:{TAG}", "-f", str(HERE / "moto.Containerfile"), str(HERE))
+    podman(
+        "build",
+        "--network",
+        "host",
+        "--build-arg",
+        f"MOTO_REQUIREMENT={moto}",
+        "-t",
+        f"{PREFIX}/moto-s3:{TAG}",
+        "-f",
+        str(HERE / "moto.Containerfile"),
+        str(HERE),
+    )
     record("build moto-s3 (s)", f"{time.monotonic() - t:.1f}")
     for target in TARGETS:
         size = podman("image", "inspect", f"{PREFIX}/{target}:{TAG}", "--format", "{{.Size}}").stdout.strip()
@@ -249,17 +286,40 @@ def producer_from_s3() -> None:
     """Upload photos to the S3 service, then run the producer container on their s3:// URLs."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{PORTS['FACEQUEUE_COMPOSE_MINIO_PORT']}",
-                      aws_access_key_id="facequeue", aws_secret_access_key="facequeue-local-secret",
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{PORTS['FACEQUEUE_COMPOSE_MINIO_PORT']}",
+        aws_access_key_id="facequeue",
+        aws_secret_access_key="facequeue-local-secret",
+        region_name="us-east-1",
+    )
     photos = sorted((ROOT / "docker" / "demo-photos").glob("*.jpg"))
     urls = []
     for photo in photos:
         s3.upload_file(str(photo), "facequeue", f"photos/{photo.name}")
         urls.append(f"s3://facequeue/photos/{photo.name}")
     # --profile demo: podman-compose, unlike Docker Compose, will not `run` a service of an inactive profile.
-    proc = compose("--profile", "demo", "run", "--rm", "--no-deps", "-T", "producer", "facequeue", "analyze", *urls, "--wait", "--attributes", "ALL",
-                   "--format", "jsonl", "--timeout", "120", capture=True, check_rc=False)
+    proc = compose(
+        "--profile",
+        "demo",
+        "run",
+        "--rm",
+        "--no-deps",
+        "-T",
+        "producer",
+        "facequeue",
+        "analyze",
+        *urls,
+        "--wait",
+        "--attributes",
+        "ALL",
+        "--format",
+        "jsonl",
+        "--timeout",
+        "120",
+        capture=True,
+        check_rc=False,
+    )
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     record("producer: photos from S3 / result rows", f"{len(urls)} / {len(rows)}")
     check(proc.returncode == 0, f"producer container exits 0 (got {proc.returncode}) {proc.stdout[-800:]}")
@@ -369,7 +429,9 @@ def down() -> None:
         podman("volume", "rm", "-f", vol, check_rc=False)
     for net in nets:
         podman("network", "rm", "-f", net, check_rc=False)
-    check(not left and not vols and not nets, f"down leaves nothing (containers {left}, volumes {vols}, networks {nets})")
+    check(
+        not left and not vols and not nets, f"down leaves nothing (containers {left}, volumes {vols}, networks {nets})"
+    )
 
 
 def main() -> int:
@@ -395,7 +457,7 @@ def main() -> int:
             kill_mid_batch()
         with phase("flower"):
             flower()
-    except Exception as exc:  # noqa: BLE001 - any failure still goes through down() and the summary
+    except Exception as exc:  # any failure still goes through down() and the summary
         failures.append(f"{type(exc).__name__}: {exc}")
         log(f"FAILED: {exc}")
         for name in containers():
