@@ -33,7 +33,7 @@ RUN python -m venv /opt/venv \
 WORKDIR /home/facequeue
 
 
-# The dependency lists alone. Later stages mount these files, so their layers depend on the lists' content and not
+# The dependency lists alone. Later stages copy these files in, so their layers depend on the lists' content and not
 # on the rest of pyproject.toml (tool settings, scripts, metadata).
 FROM base AS requirements
 COPY pyproject.toml docker/requirements.py /src/
