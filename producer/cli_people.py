@@ -38,7 +38,18 @@ def cmd_enrol(fq: FaceQueue, args: argparse.Namespace) -> int:
         raise UsageError(f"enrol {person} needs photos of them")
     enrolment = people.Enrolment(person)
     jobs.create_user(cid, person)  # refuses a bad UserId before any photo is indexed
-    batch = _submit(fq, people.enrolment_index_jobs(cid, photos), args)
+    indexing: list[jobs.PreparedJob] = []
+    for photo in list(photos):
+        try:
+            indexing.append(people.enrolment_index_job(cid, photo))
+        except jobs.ImageInputError as exc:
+            # One bad file must not cost the rest of the person's photos: it is left out, with why.
+            enrolment.left_out[photo] = f"unusable photo: {exc}"
+            photos.remove(photo)
+    if not indexing:
+        _report_enrolment(enrolment, args)
+        return EXIT_FAILED
+    batch = _submit(fq, indexing, args)
     annotator = Annotator(args.annotate, dict(zip(batch.job_ids, photos, strict=True))) if args.annotate else None
     watch_batch(fq, batch.batch_id, args, annotator=annotator)
     people.read_indexed(

@@ -45,9 +45,14 @@ class Enrolment:
         }
 
 
+def enrolment_index_job(collection_id: str, photo: jobs.ImageInput) -> jobs.PreparedJob:
+    """The IndexFaces job keeping a photo's largest face."""
+    return jobs.index_faces(photo, collection_id, max_faces=1)
+
+
 def enrolment_index_jobs(collection_id: str, photos: Sequence[jobs.ImageInput]) -> list[jobs.PreparedJob]:
     """IndexFaces jobs keeping each photo's largest face."""
-    return [jobs.index_faces(photo, collection_id, max_faces=1) for photo in photos]
+    return [enrolment_index_job(collection_id, photo) for photo in photos]
 
 
 def read_indexed(enrolment: Enrolment, indexed: Mapping[str, ResultEnvelope | None]) -> None:

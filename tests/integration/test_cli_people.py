@@ -98,3 +98,22 @@ def test_enrol_refuses_a_bad_person_id_before_indexing(run: Any) -> None:
     done = run("enrol", "somewhere", "has space", str(grace_hopper()))
     assert done.returncode == 2
     assert "user_id" in done.stderr
+
+
+def test_enrol_leaves_out_an_unusable_file_and_enrols_the_rest(run: Any, tmp_path: Path) -> None:
+    # Given a person's photo and an empty file beside it (an interrupted copy)
+    cid = f"people-{uuid.uuid4().hex[:8]}"
+    grace = photos(tmp_path / "grace", grace_hopper(), "grace")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"")
+    assert run("collection", "create", cid).returncode == 0
+    report = tmp_path / "report.json"
+    # When they are enrolled together
+    enrolled = run("enrol", cid, "grace", str(grace["orig"]), str(broken), "--report", str(report))
+    # Then the good photo is associated, the empty file is left out with why, and the exit code says not all went in
+    assert enrolled.returncode == 1, enrolled.stderr
+    outcome = json.loads(report.read_text())
+    assert [Path(p).name for p in outcome["associated"]] == ["grace.jpg"]
+    assert [Path(p).name for p in outcome["left_out"]] == ["broken.jpg"]
+    assert "empty" in next(iter(outcome["left_out"].values()))
+    assert run("collection", "delete", cid).returncode == 0
