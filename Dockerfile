@@ -46,9 +46,14 @@ RUN mkdir /requirements \
 
 # facequeue's own wheel, built from the source alone (.dockerignore keeps the context to pyproject.toml, README.md and
 # the three packages); each role installs it with --no-deps on top of its dependency layer.
+# COPY, not a bind mount of the context: buildah (podman 4.3) keeps a RUN step's cache however the bind-mounted
+# files change, and so rebuilt images kept a stale wheel; COPY's cache follows the files in both builders.
 FROM base AS wheel
-RUN --mount=type=bind,target=/src,rw \
-    --mount=type=cache,target=/root/.cache/pip \
+COPY pyproject.toml README.md /src/
+COPY producer /src/producer
+COPY worker /src/worker
+COPY local_rekognition /src/local_rekognition
+RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /dist /src
 
 
