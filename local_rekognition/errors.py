@@ -93,3 +93,21 @@ class InternalServerError(RekognitionError):
 
     code = "InternalServerError"
     status = 500
+
+
+class VideoTooLarge(ClientError):
+    """A stored video past Rekognition Video's size limit (10 GB)."""
+
+    code = "VideoTooLargeException"
+
+
+class IdempotentParameterMismatch(ClientError):
+    """A ClientRequestToken reused with other parameters than the job it started."""
+
+    code = "IdempotentParameterMismatchException"
+
+
+class LimitExceeded(ClientError):
+    """Too many video jobs in progress at once (Rekognition's default quota is 20 per account)."""
+
+    code = "LimitExceededException"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from local_rekognition.operations import collections, compare, detect, faces, search
+from local_rekognition.operations import collections, compare, detect, faces, search, video
 from local_rekognition.operations.common import Handler
 
 OPERATIONS: Mapping[str, Handler] = {
@@ -13,6 +13,7 @@ OPERATIONS: Mapping[str, Handler] = {
     **collections.OPERATIONS,
     **faces.OPERATIONS,
     **search.OPERATIONS,
+    **video.OPERATIONS,
 }
 
 __all__ = ["OPERATIONS", "Handler"]
