@@ -33,6 +33,8 @@ class Operation(StrEnum):
     DELETE_COLLECTION = "DeleteCollection"
     LIST_FACES = "ListFaces"
     DELETE_FACES = "DeleteFaces"
+    START_FACE_DETECTION = "StartFaceDetection"
+    START_FACE_SEARCH = "StartFaceSearch"
 
 
 TASK_NAMES: dict[Operation, str] = {
@@ -44,7 +46,12 @@ TASK_NAMES: dict[Operation, str] = {
     Operation.DELETE_COLLECTION: "facequeue.delete_collection",
     Operation.LIST_FACES: "facequeue.list_faces",
     Operation.DELETE_FACES: "facequeue.delete_faces",
+    Operation.START_FACE_DETECTION: "facequeue.video_face_detection",
+    Operation.START_FACE_SEARCH: "facequeue.video_face_search",
 }
+
+VIDEO_POLL_TASK = "facequeue.video_poll"
+"""A video job's wait for Rekognition: a short task re-sent with a countdown until the video job ends."""
 
 
 MAX_JOBS_PER_MESSAGE = 16
@@ -368,6 +375,61 @@ class DeleteFacesJob(_Job):
         return {"CollectionId": self.collection_id, "FaceIds": list(self.face_ids)}
 
 
+class VideoFaceAttributes(StrEnum):
+    """What each face of a video job carries: DEFAULT members, or ALL attributes."""
+
+    DEFAULT = "DEFAULT"
+    ALL = "ALL"
+
+
+class _VideoJob(_Job):
+    video: S3Image
+    """The stored video (MP4 or MOV, H.264) in S3; Rekognition Video reads it there."""
+
+    def _start_request(self) -> dict[str, Any]:
+        s3_object: dict[str, Any] = {"Bucket": self.video.bucket, "Name": self.video.key}
+        if self.video.version is not None:
+            s3_object["Version"] = self.video.version
+        # The job id is the ClientRequestToken: a redelivered start gets the same Rekognition job, not a second one.
+        return {"Video": {"S3Object": s3_object}, "ClientRequestToken": self.job_id}
+
+
+class FaceDetectionVideoJob(_VideoJob):
+    """StartFaceDetection on a stored video, then every page of GetFaceDetection, as one result."""
+
+    operation: Literal[Operation.START_FACE_DETECTION] = Operation.START_FACE_DETECTION
+    face_attributes: VideoFaceAttributes = VideoFaceAttributes.DEFAULT
+
+    def request(self) -> dict[str, Any]:
+        """Return StartFaceDetection's parameters."""
+        return {**self._start_request(), "FaceAttributes": self.face_attributes.value}
+
+
+class FaceSearchVideoJob(_VideoJob):
+    """StartFaceSearch of a stored video's faces in a collection, then every page of GetFaceSearch, as one result."""
+
+    operation: Literal[Operation.START_FACE_SEARCH] = Operation.START_FACE_SEARCH
+    collection_id: CollectionId
+    face_match_threshold: Percent = 80.0
+
+    def request(self) -> dict[str, Any]:
+        """Return StartFaceSearch's parameters."""
+        return {
+            **self._start_request(),
+            "CollectionId": self.collection_id,
+            "FaceMatchThreshold": self.face_match_threshold,
+        }
+
+
+VIDEO_OPERATIONS = frozenset({Operation.START_FACE_DETECTION, Operation.START_FACE_SEARCH})
+
+VIDEO_GET_OPERATIONS: dict[Operation, tuple[str, str]] = {
+    Operation.START_FACE_DETECTION: ("GetFaceDetection", "Faces"),
+    Operation.START_FACE_SEARCH: ("GetFaceSearch", "Persons"),
+}
+"""Each video job's Get* operation and the response member its pages list."""
+
+
 Job = Annotated[
     DetectFacesJob
     | CompareFacesJob
@@ -376,7 +438,9 @@ Job = Annotated[
     | CreateCollectionJob
     | DeleteCollectionJob
     | ListFacesJob
-    | DeleteFacesJob,
+    | DeleteFacesJob
+    | FaceDetectionVideoJob
+    | FaceSearchVideoJob,
     Field(discriminator="operation"),
 ]
 JOB_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)
@@ -457,7 +521,7 @@ class ResultEnvelope(_Model):
         """Return how many faces the response describes (0 for operations without faces)."""
         if self.response is None:
             return 0
-        for member in ("FaceDetails", "FaceRecords", "FaceMatches"):
+        for member in ("FaceDetails", "FaceRecords", "FaceMatches", "Faces", "Persons"):
             if member in self.response:
                 return len(self.response[member])
         return 0

@@ -59,7 +59,7 @@ class VideoInfo:
 
 
 def container_format(head: bytes) -> str:
-    """"QuickTime / MOV" or "MPEG-4" (Rekognition's Format strings) from a file's first bytes, else raise."""
+    """ "QuickTime / MOV" or "MPEG-4" (Rekognition's Format strings) from a file's first bytes, else raise."""
     if len(head) < 12 or head[4:8] not in _ISO_BOXES:
         raise UnsupportedVideo("Unsupported codec/format: the object is not an MP4 or MOV file")
     is_quicktime = head[4:8] != b"ftyp" or head[8:12] == b"qt  "

@@ -82,15 +82,11 @@ def _analyse(
     return timestamp_ms, sorted(faces, key=lambda face: face.box.width * face.box.height, reverse=True)
 
 
-def _search(
-    services: Services, collection: Collection, face: DetectedFace, threshold: float
-) -> list[dict[str, Any]]:
+def _search(services: Services, collection: Collection, face: DetectedFace, threshold: float) -> list[dict[str, Any]]:
     from local_rekognition.operations.search import ranked_matches
 
     assert face.embedding is not None  # _analyse asks for embeddings
-    return ranked_matches(
-        services.engine, collection, face.embedding, threshold=threshold, max_faces=MATCHES_PER_FACE
-    )
+    return ranked_matches(services.engine, collection, face.embedding, threshold=threshold, max_faces=MATCHES_PER_FACE)
 
 
 async def run_job(services: Services, job: VideoJob) -> None:

@@ -91,9 +91,7 @@ def test_face_detection_finds_the_face_at_every_sampled_timestamp(
     assert every_page(rekognition, "get_face_detection", "Faces", job_id, MaxResults=3) == answer["Faces"]
 
 
-def test_faces_are_reported_only_when_they_are_on_screen(
-    rekognition: Any, moto_s3_url: str, s3_bucket: str
-) -> None:
+def test_faces_are_reported_only_when_they_are_on_screen(rekognition: Any, moto_s3_url: str, s3_bucket: str) -> None:
     # Given a MOV whose first second is an empty grey wall, then the portrait
     frames = clips.blank(1, FPS, SIZE) + clips.frames(grace_hopper(), clips.still, seconds=1, fps=FPS, size=SIZE)
     video = upload(moto_s3_url, s3_bucket, "clips/late.mov", clips.h264(frames, FPS, "mov"))
@@ -113,9 +111,7 @@ def test_a_client_request_token_starts_one_job(
     assert again == first
     other = rekognition.start_face_detection(Video=video, ClientRequestToken=uuid.uuid4().hex)["JobId"]
     assert other != first
-    mismatch = error_code(
-        rekognition.start_face_detection, Video=video, ClientRequestToken=token, FaceAttributes="ALL"
-    )
+    mismatch = error_code(rekognition.start_face_detection, Video=video, ClientRequestToken=token, FaceAttributes="ALL")
     assert mismatch == "IdempotentParameterMismatchException"
     finished(rekognition, "get_face_detection", first)
     finished(rekognition, "get_face_detection", other)
@@ -161,9 +157,7 @@ def test_a_video_that_is_not_h264_fails_the_job_clearly(
     assert "Faces" not in answer
 
 
-def test_face_search_names_the_indexed_person_on_one_track(
-    rekognition: Any, moto_s3_url: str, s3_bucket: str
-) -> None:
+def test_face_search_names_the_indexed_person_on_one_track(rekognition: Any, moto_s3_url: str, s3_bucket: str) -> None:
     collection = f"video-{uuid.uuid4().hex[:8]}"
     rekognition.create_collection(CollectionId=collection)
     indexed = rekognition.index_faces(
