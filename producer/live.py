@@ -12,6 +12,9 @@ dropped and counted (a ``dropped`` event at most once a second), never queued wi
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -103,54 +106,77 @@ class Watcher:
         self._identifying: dict[str, tuple[Track, float]] = {}
         self._reported_drops = 0
         self._last_drop_report = 0.0
+        self._drops_lock = threading.Lock()
 
     def run(self, source: str, *, duration_s: float | None = None) -> WatchStats:
         """Watch until the source ends, ``duration_s`` passes or Ctrl-C; then end every track."""
-        import cv2
-
         capture, is_file = open_source(source)
+        samples: queue.Queue[tuple[Any, float] | None] = queue.Queue(maxsize=self.max_pending)
+        stop = threading.Event()
         started = time.monotonic()
-        next_sample_s = 0.0
+        # A reader thread takes frames as the source delivers them, so results are handled as they land (the
+        # main loop waits on the samples for 10 ms at most), not once per source frame.
+        reader = threading.Thread(
+            target=self._read, args=(capture, is_file, started, samples, stop), name="watch-reader", daemon=True
+        )
+        reader.start()
         try:
             while duration_s is None or time.monotonic() - started < duration_s:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                now_s = time.monotonic() - started
-                at_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000 if is_file else now_s
-                if is_file and at_s > now_s:
-                    time.sleep(at_s - now_s)  # pacing: a file plays in real time, as a camera would deliver it
                 self._collect()
-                if at_s + 1e-6 < next_sample_s:
+                try:
+                    sample = samples.get(timeout=0.01)
+                except queue.Empty:
                     continue
-                next_sample_s = max(next_sample_s + 1 / self.fps, at_s)
+                if sample is None:
+                    break
                 self.stats.sampled += 1
-                self._submit(frame, at_s)
+                self._submit(*sample)
         except KeyboardInterrupt:
             self.emit({"event": "stopped", "at_s": round(time.monotonic() - started, 3)})
         finally:
+            stop.set()
+            reader.join(timeout=5)
             capture.release()
         self._drain(timeout_s=60)
         for track in self.tracker.finish():
             self._left(track)
         return self.stats
 
+    def _read(
+        self,
+        capture: Any,
+        is_file: bool,
+        started: float,
+        samples: queue.Queue[tuple[Any, float] | None],
+        stop: threading.Event,
+    ) -> None:
+        import cv2
+
+        next_sample_s = 0.0
+        while not stop.is_set():
+            ok, frame = capture.read()
+            if not ok:
+                break
+            now_s = time.monotonic() - started
+            at_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000 if is_file else now_s
+            if is_file and at_s > now_s:
+                stop.wait(at_s - now_s)  # a file plays in real time, as a camera would deliver it
+            if at_s + 1e-6 < next_sample_s:
+                continue
+            next_sample_s = max(next_sample_s + 1 / self.fps, at_s)
+            try:
+                samples.put_nowait((frame, at_s))
+            except queue.Full:
+                self.stats.sampled += 1
+                self._count_drop(at_s)  # the main loop is behind too: the same backpressure
+        with contextlib.suppress(queue.Full):
+            samples.put(None, timeout=1)
+
     def _submit(self, frame: Any, at_s: float) -> None:
         import cv2
 
         if len(self._pending) >= self.max_pending:
-            self.stats.dropped += 1
-            now = time.monotonic()
-            if now - self._last_drop_report >= 1.0:
-                self.emit(
-                    {
-                        "event": "dropped",
-                        "at_s": round(at_s, 3),
-                        "frames": self.stats.dropped - self._reported_drops,
-                        "total": self.stats.dropped,
-                    }
-                )
-                self._reported_drops, self._last_drop_report = self.stats.dropped, now
+            self._count_drop(at_s)
             return
         ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok:
@@ -158,6 +184,16 @@ class Watcher:
         handle = self.fq.submit(jobs.detect_faces(bytes(jpeg.tobytes()), label=f"frame at {at_s:.2f} s"))
         self.stats.submitted += 1
         self._pending.append(_Pending(handle.job_id, at_s, time.monotonic(), frame if self.search else None))
+
+    def _count_drop(self, at_s: float) -> None:
+        with self._drops_lock:
+            self.stats.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_report < 1.0:
+                return
+            frames = self.stats.dropped - self._reported_drops
+            self._reported_drops, self._last_drop_report = self.stats.dropped, now
+        self.emit({"event": "dropped", "at_s": round(at_s, 3), "frames": frames, "total": self.stats.dropped})
 
     def _collect(self) -> None:
         """Handle every result that has landed, frames in order (the tracker needs time order)."""
