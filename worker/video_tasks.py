@@ -32,11 +32,15 @@ log = logging.getLogger("facequeue.worker")
 
 def _send(continuation: video.Continuation, operation: Operation) -> None:
     """Put the wait back on the queue: the slot is free until the countdown ends."""
+    settings = get_runtime().settings
+    # A worker holds a countdown message unacknowledged: one held past the visibility timeout would be redelivered
+    # to a second worker (harmless, a duplicate poll stops at the result key, but a wasted Get* call).
+    countdown_s = min(continuation.delay_s(), settings.visibility_timeout_s / 2)
     app.send_task(
         VIDEO_POLL_TASK,
         args=[continuation.model_dump(mode="json")],
-        countdown=continuation.delay_s(),
-        queue=queue_for(get_runtime().settings.queue, operation),
+        countdown=countdown_s,
+        queue=queue_for(settings.queue, operation),
     )
 
 
