@@ -521,9 +521,12 @@ class ResultEnvelope(_Model):
         """Return how many faces the response describes (0 for operations without faces)."""
         if self.response is None:
             return 0
-        for member in ("FaceDetails", "FaceRecords", "FaceMatches", "Faces", "Persons"):
+        for member in ("FaceDetails", "FaceRecords", "FaceMatches"):
             if member in self.response:
                 return len(self.response[member])
+        if self.operation in (Operation.START_FACE_DETECTION, Operation.START_FACE_SEARCH):
+            # A video result: one entry per face per sampled timestamp (ListFaces' "Faces" are not sightings).
+            return len(self.response.get("Faces", self.response.get("Persons", [])))
         return 0
 
 
