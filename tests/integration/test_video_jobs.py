@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from producer import FaceQueue, JobStatus, ProducerSettings
-from producer.contract import DEAD_LETTERS_KEY
+from producer.contract import DEAD_LETTERS_KEY, rate_key
 from producer.video import appearances, face_detection, face_rows, face_search
 from tests import clips
 from tests.fixtures.aws import LocalRekognitionProcess, rekognition_client, s3_client
@@ -128,3 +128,23 @@ def test_a_worker_killed_while_a_video_job_waits_loses_nothing(
     ]
     assert len(started) == 1, "the redelivered wait must not start a second Rekognition job"
     fq.close()
+
+
+def test_start_and_get_calls_each_take_slots_of_their_own_rate_limit(
+    redis_url: str, local_rekognition_url: str, moto_s3_url: str, s3_bucket: str, start_worker: Any
+) -> None:
+    # Given a worker whose account quota is set for the video operations only
+    queue = f"video-rate-{uuid.uuid4().hex[:8]}"
+    limits = '{"StartFaceDetection": 5, "GetFaceDetection": 5}'
+    env = worker_environment(
+        redis_url, local_rekognition_url, moto_s3_url, queue, cache_ttl_s="0", rate_limits_tps=limits
+    )
+    start_worker(env, concurrency=2)
+    video_clip_in_s3(s3_client(moto_s3_url), s3_bucket, "clips/rate.mp4")
+    with FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue)) as fq:  # type: ignore[arg-type]
+        envelope = fq.result(fq.submit(face_detection(f"s3://{s3_bucket}/clips/rate.mp4")), timeout_s=120)
+        # Then the start and the polls each reserved slots in their own operation's schedule
+        assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+        assert fq.redis.hget(rate_key("StartFaceDetection"), "tat") is not None
+        assert fq.redis.hget(rate_key("GetFaceDetection"), "tat") is not None
+        assert fq.redis.exists(rate_key("StartFaceSearch")) == 0
