@@ -69,10 +69,9 @@ class VideoJobStore:
     """Every video job this server knows, in memory and on disk."""
 
     def __init__(self, data_dir: Path) -> None:
+        # Created on the first job: a server that never runs one leaves its data dir as it was.
         self.directory = data_dir / "video_jobs"
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.scratch = self.directory / "scratch"
-        self.scratch.mkdir(exist_ok=True)
         self._lock = threading.Lock()
         self.closing = False
         """Set when the server stops: jobs cut short then stay IN_PROGRESS for the next server."""
@@ -85,7 +84,7 @@ class VideoJobStore:
             except (ValueError, KeyError, TypeError):
                 continue  # a file someone else put there; never one of ours (they are swapped in whole)
             self.jobs[job.job_id] = job
-        for leftover in self.scratch.iterdir():
+        for leftover in self.scratch.glob("*"):
             leftover.unlink(missing_ok=True)
 
     def new(self, kind: str, request: dict[str, Any]) -> VideoJob:
@@ -108,6 +107,7 @@ class VideoJobStore:
     def save(self, record: dict[str, Any]) -> None:
         """Write one job record atomically (blocking: call from the I/O pool)."""
         with self._lock:
+            self.scratch.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
