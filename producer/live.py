@@ -108,8 +108,11 @@ class Watcher:
         self._last_drop_report = 0.0
         self._drops_lock = threading.Lock()
 
-    def run(self, source: str, *, duration_s: float | None = None) -> WatchStats:
-        """Watch until the source ends, ``duration_s`` passes or Ctrl-C; then end every track."""
+    def run(self, source: str, *, duration_s: float | None = None, result_timeout_s: float = 60.0) -> WatchStats:
+        """Watch until the source ends, ``duration_s`` passes or Ctrl-C; then end every track.
+
+        Results still pending at the end are waited for up to ``result_timeout_s``, then reported as errors.
+        """
         capture, is_file = open_source(source)
         samples: queue.Queue[tuple[Any, float] | None] = queue.Queue(maxsize=self.max_pending)
         stop = threading.Event()
@@ -137,7 +140,7 @@ class Watcher:
             stop.set()
             reader.join(timeout=5)
             capture.release()
-        self._drain(timeout_s=60)
+        self._drain(timeout_s=result_timeout_s)
         for track in self.tracker.finish():
             self._left(track)
         return self.stats

@@ -26,14 +26,14 @@ def cmd_watch(fq: FaceQueue, args: argparse.Namespace, err: Console) -> int:
         fq, emit, fps=args.fps, max_pending=args.max_pending, search=args.search, threshold=args.threshold
     )
     try:
-        stats = watcher.run(args.source, duration_s=args.duration)
+        stats = watcher.run(args.source, duration_s=args.duration, result_timeout_s=args.result_timeout)
     except SourceUnavailable as exc:
         err.print(f"facequeue: {exc}", markup=False, highlight=False)
         return 2
     delays = sorted(stats.delays_ms)
     p50 = f"{statistics.median(delays):.0f} ms" if delays else "n/a"
     err.print(
-        f"watched: {stats.sampled} frames sampled, {stats.submitted} analysed, {stats.dropped} dropped, "
+        f"watched: {stats.sampled} frames sampled, {stats.submitted} submitted, {stats.dropped} dropped, "
         f"{stats.tracks} track(s); frame → result p50 {p50}",
         markup=False,
         highlight=False,
@@ -52,6 +52,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=80.0, help="with --search: FaceMatchThreshold")
     p.add_argument("--max-pending", type=int, default=8, help="frames awaiting results before new ones are dropped")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--result-timeout", type=float, default=60.0, help="at the end, seconds to wait for pending results")
     p.add_argument("--format", choices=["lines", "jsonl"], default="lines")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return p

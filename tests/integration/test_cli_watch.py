@@ -53,3 +53,30 @@ def test_watch_a_video_file_in_real_time_identifies_the_track(
     assert sum("appeared" in line for line in lines) == 1, done.stdout
     assert any("track 0 identified as grace" in line for line in lines), done.stdout
     assert any("track 0 (grace) left" in line for line in lines), done.stdout
+
+
+def test_when_results_fall_behind_watch_drops_frames_and_says_so(redis_url: str, tmp_path: Path) -> None:
+    # Given a queue no worker consumes (results never come) and room for one pending frame
+    queue = f"watch-stalled-{uuid.uuid4().hex[:8]}"
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(clips.h264(clips.frames(grace_hopper(), clips.still, seconds=2, fps=10, size=SIZE), 10))
+    done = run_cli(
+        "watch",
+        str(clip),
+        "--fps",
+        "5",
+        "--max-pending",
+        "1",
+        "--result-timeout",
+        "0.5",
+        "--format",
+        "jsonl",
+        env=cli_env(redis_url, queue),
+    )
+    # Then one frame was submitted, the rest dropped and counted, and the missing result reported
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    dropped = [e for e in events if e["event"] == "dropped"]
+    assert dropped and dropped[-1]["total"] >= 5, events
+    assert [e["code"] for e in events if e["event"] == "error"] == ["NoResult"]
+    assert "1 submitted" in done.stderr and "dropped" in done.stderr
