@@ -221,3 +221,19 @@ def test_a_job_cut_short_by_a_restart_still_finishes(
     answer = finished(rekognition_client(second.url), "get_face_detection", job_id)
     assert answer["JobStatus"] == "SUCCEEDED", answer.get("StatusMessage")
     assert [face["Timestamp"] for face in answer["Faces"]] == list(range(0, 12000, 200))
+
+
+def test_other_requests_are_served_while_a_video_job_runs(
+    start_local_rekognition: Any, moto_s3_url: str, s3_bucket: str
+) -> None:
+    # Given a server with a single inference thread, busy with a 12-second clip (60 sampled frames)
+    frames = clips.frames(grace_hopper(), clips.pan, seconds=12, fps=5, size=SIZE)
+    video = upload(moto_s3_url, s3_bucket, "clips/busy.mp4", clips.h264(frames, 5))
+    server = start_local_rekognition(None, "--inference-threads", "1")
+    client = rekognition_client(server.url, retries={"mode": "standard", "max_attempts": 1})
+    job_id = client.start_face_detection(Video=video)["JobId"]
+    # When DetectFaces is called meanwhile, it answers between two frames of the video, not after the whole clip
+    detected = client.detect_faces(Image={"Bytes": grace_hopper().read_bytes()})
+    assert len(detected["FaceDetails"]) == 1
+    assert client.get_face_detection(JobId=job_id)["JobStatus"] == "IN_PROGRESS"
+    assert finished(client, "get_face_detection", job_id)["JobStatus"] == "SUCCEEDED"
