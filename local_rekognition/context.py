@@ -15,6 +15,7 @@ from local_rekognition.faces import MAX_FACES_DETECTED
 from local_rekognition.models.engine import DetectedFace, FaceEngine
 from local_rekognition.settings import LocalRekognitionSettings
 from local_rekognition.store import CollectionStore
+from local_rekognition.video.jobs import VideoJobStore
 
 T = TypeVar("T")
 
@@ -29,6 +30,7 @@ class Services:
     s3: images.S3Reader = field(default_factory=images.S3Reader)
     inference: ThreadPoolExecutor = field(init=False)
     io: ThreadPoolExecutor = field(init=False)
+    video_jobs: VideoJobStore = field(init=False)
     pending: int = 0
 
     def __post_init__(self) -> None:
@@ -36,9 +38,11 @@ class Services:
         # while the event loop stays free to answer /health. S3 reads and store writes wait on I/O: own pool.
         self.inference = ThreadPoolExecutor(self.settings.inference_threads, thread_name_prefix="inference")
         self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
+        self.video_jobs = VideoJobStore(self.settings.data_dir)
 
     def close(self) -> None:
         """Stop the thread pools (waits for running work)."""
+        self.video_jobs.closing = True
         self.inference.shutdown(wait=True, cancel_futures=True)
         self.io.shutdown(wait=True, cancel_futures=True)
 

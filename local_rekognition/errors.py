@@ -88,7 +88,7 @@ class ServiceQuotaExceeded(ClientError):
 
 
 class IdempotentParameterMismatch(ClientError):
-    """A ClientRequestToken reused with other parameters than the call that first sent it."""
+    """A ClientRequestToken reused with other parameters than the call (or video job) it first started."""
 
     code = "IdempotentParameterMismatchException"
 
@@ -111,3 +111,15 @@ class InternalServerError(RekognitionError):
 
     code = "InternalServerError"
     status = 500
+
+
+class VideoTooLarge(ClientError):
+    """A stored video past Rekognition Video's size limit (10 GB)."""
+
+    code = "VideoTooLargeException"
+
+
+class LimitExceeded(ClientError):
+    """Too many video jobs in progress at once (Rekognition's default quota is 20 per account)."""
+
+    code = "LimitExceededException"

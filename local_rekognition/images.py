@@ -76,6 +76,10 @@ class S3Reader:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    def client(self) -> Any:
+        """The process's boto3 S3 client (thread-safe), for callers that read objects their own way."""
+        return self._s3()
+
     def _s3(self) -> Any:
         # One client per process: creating one costs tens of milliseconds; boto3 clients are thread-safe.
         with self._lock:

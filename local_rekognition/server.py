@@ -166,4 +166,14 @@ def create_app(services: Services) -> web.Application:
     app[SERVICES_KEY] = services
     app.router.add_post("/", handle_operation)
     app.router.add_get("/health", handle_health)
+    app.on_startup.append(_resume_video_jobs)
     return app
+
+
+async def _resume_video_jobs(app: web.Application) -> None:
+    # Jobs a stopped server left IN_PROGRESS run again now, so their JobIds still end SUCCEEDED or FAILED.
+    from local_rekognition.operations.video import resume_jobs
+
+    resumed = resume_jobs(app[SERVICES_KEY])
+    if resumed:
+        log.info("resumed %d video job(s) left in progress", resumed)

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from producer import jobs
+from producer import jobs, live_cli, video_cli
 from producer.annotate import AnnotationSkipped, Annotator, compare_picture, load_upright, save
 from producer.client import FaceQueue, UnknownBatchError, stream_entries
 from producer.contract import DEFAULT_RESULTS_STREAM, JobStatus, ResultEnvelope, new_id
@@ -449,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     from producer import cli_people
 
     cli_people.add_commands(sub, common, progress)
+    video_cli.add_parser(sub, common)
+    sub.choices["video"].set_defaults(func=lambda fq, args: video_cli.cmd_video(fq, args, out, err, _output))
+    live_cli.add_parser(sub).set_defaults(func=lambda fq, args: live_cli.cmd_watch(fq, args, err))
     return parser
 
 

@@ -40,6 +40,8 @@ class Operation(StrEnum):
     LIST_USERS = "ListUsers"
     SEARCH_USERS = "SearchUsers"
     SEARCH_USERS_BY_IMAGE = "SearchUsersByImage"
+    START_FACE_DETECTION = "StartFaceDetection"
+    START_FACE_SEARCH = "StartFaceSearch"
 
 
 TASK_NAMES: dict[Operation, str] = {
@@ -58,7 +60,12 @@ TASK_NAMES: dict[Operation, str] = {
     Operation.LIST_USERS: "facequeue.list_users",
     Operation.SEARCH_USERS: "facequeue.search_users",
     Operation.SEARCH_USERS_BY_IMAGE: "facequeue.search_users_by_image",
+    Operation.START_FACE_DETECTION: "facequeue.video_face_detection",
+    Operation.START_FACE_SEARCH: "facequeue.video_face_search",
 }
+
+VIDEO_POLL_TASK = "facequeue.video_poll"
+"""A video job's wait for Rekognition: a short task re-sent with a countdown until the video job ends."""
 
 
 MAX_JOBS_PER_MESSAGE = 16
@@ -527,6 +534,59 @@ class SearchUsersByImageJob(_Job):
             "MaxUsers": self.max_users,
             "QualityFilter": self.quality_filter.value,
         }
+class VideoFaceAttributes(StrEnum):
+    """What each face of a video job carries: DEFAULT members, or ALL attributes."""
+
+    DEFAULT = "DEFAULT"
+    ALL = "ALL"
+
+
+class _VideoJob(_Job):
+    video: S3Image
+    """The stored video (MP4 or MOV, H.264) in S3; Rekognition Video reads it there."""
+
+    def _start_request(self) -> dict[str, Any]:
+        s3_object: dict[str, Any] = {"Bucket": self.video.bucket, "Name": self.video.key}
+        if self.video.version is not None:
+            s3_object["Version"] = self.video.version
+        # The job id is the ClientRequestToken: a redelivered start gets the same Rekognition job, not a second one.
+        return {"Video": {"S3Object": s3_object}, "ClientRequestToken": self.job_id}
+
+
+class FaceDetectionVideoJob(_VideoJob):
+    """StartFaceDetection on a stored video, then every page of GetFaceDetection, as one result."""
+
+    operation: Literal[Operation.START_FACE_DETECTION] = Operation.START_FACE_DETECTION
+    face_attributes: VideoFaceAttributes = VideoFaceAttributes.DEFAULT
+
+    def request(self) -> dict[str, Any]:
+        """Return StartFaceDetection's parameters."""
+        return {**self._start_request(), "FaceAttributes": self.face_attributes.value}
+
+
+class FaceSearchVideoJob(_VideoJob):
+    """StartFaceSearch of a stored video's faces in a collection, then every page of GetFaceSearch, as one result."""
+
+    operation: Literal[Operation.START_FACE_SEARCH] = Operation.START_FACE_SEARCH
+    collection_id: CollectionId
+    face_match_threshold: Percent = 80.0
+
+    def request(self) -> dict[str, Any]:
+        """Return StartFaceSearch's parameters."""
+        return {
+            **self._start_request(),
+            "CollectionId": self.collection_id,
+            "FaceMatchThreshold": self.face_match_threshold,
+        }
+
+
+VIDEO_OPERATIONS = frozenset({Operation.START_FACE_DETECTION, Operation.START_FACE_SEARCH})
+
+VIDEO_GET_OPERATIONS: dict[Operation, tuple[str, str]] = {
+    Operation.START_FACE_DETECTION: ("GetFaceDetection", "Faces"),
+    Operation.START_FACE_SEARCH: ("GetFaceSearch", "Persons"),
+}
+"""Each video job's Get* operation and the response member its pages list."""
 
 
 Job = Annotated[
@@ -544,7 +604,9 @@ Job = Annotated[
     | DisassociateFacesJob
     | ListUsersJob
     | SearchUsersJob
-    | SearchUsersByImageJob,
+    | SearchUsersByImageJob
+    | FaceDetectionVideoJob
+    | FaceSearchVideoJob,
     Field(discriminator="operation"),
 ]
 JOB_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)
@@ -634,6 +696,9 @@ class ResultEnvelope(_Model):
         for member in ("FaceDetails", "FaceRecords", "FaceMatches"):
             if member in self.response:
                 return len(self.response[member])
+        if self.operation in (Operation.START_FACE_DETECTION, Operation.START_FACE_SEARCH):
+            # A video result: one entry per face per sampled timestamp (ListFaces' "Faces" are not sightings).
+            return len(self.response.get("Faces", self.response.get("Persons", [])))
         return 0
 
 

@@ -17,7 +17,12 @@ from worker.settings import load_settings
 settings = load_settings()
 QUEUES = (settings.queue, *(queue_for(settings.queue, op) for op in Operation))
 
-app = Celery("facequeue", broker=str(settings.redis_url), backend=str(settings.redis_url), include=["worker.tasks"])
+app = Celery(
+    "facequeue",
+    broker=str(settings.redis_url),
+    backend=str(settings.redis_url),
+    include=["worker.tasks", "worker.video_tasks"],
+)
 app.conf.update(
     # JSON only, both ways: a pickle message is refused unread (kombu raises ContentDisallowed).
     task_serializer="json",

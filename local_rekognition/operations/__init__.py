@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from local_rekognition.operations import collections, compare, detect, faces, search, user_search, users
+from local_rekognition.operations import collections, compare, detect, faces, search, user_search, users, video
 from local_rekognition.operations.common import Handler
 
 OPERATIONS: Mapping[str, Handler] = {
@@ -15,6 +15,7 @@ OPERATIONS: Mapping[str, Handler] = {
     **search.OPERATIONS,
     **users.OPERATIONS,
     **user_search.OPERATIONS,
+    **video.OPERATIONS,
 }
 
 __all__ = ["OPERATIONS", "Handler"]

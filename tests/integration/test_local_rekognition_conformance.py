@@ -11,9 +11,10 @@ import pytest
 
 from local_rekognition.operations import OPERATIONS
 from tests.botocore_shapes import assert_output_conforms
-from tests.fixtures.aws import rekognition_client
+from tests.fixtures.aws import rekognition_client, s3_client, wait_for
 from tests.imaging import big_and_small, plain
 from tests.photos import grace_hopper
+from tests.video_jobs import video_clip_in_s3
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def recorded(local_rekognition_url: str) -> Iterator[tuple[Any, dict[str, list[t
 
 
 def test_every_operation_conforms_to_the_service_model(
-    recorded: tuple[Any, dict[str, list[tuple[Any, Any]]]],
+    recorded: tuple[Any, dict[str, list[tuple[Any, Any]]]], moto_s3_url: str, s3_bucket: str
 ) -> None:
     client, seen = recorded
     photo = {"Bytes": grace_hopper().read_bytes()}
@@ -73,6 +74,12 @@ def test_every_operation_conforms_to_the_service_model(
     client.disassociate_faces(CollectionId=collection, UserId="nobody", FaceIds=[face_id, str(uuid.uuid4())])
     client.disassociate_faces(CollectionId=collection, UserId="grace.hopper", FaceIds=[face_id])
     client.delete_user(CollectionId=collection, UserId="nobody")
+    video = video_clip_in_s3(s3_client(moto_s3_url), s3_bucket)
+    detection = client.start_face_detection(Video=video, FaceAttributes="ALL", JobTag="conformance")["JobId"]
+    search = client.start_face_search(Video=video, CollectionId=collection, FaceMatchThreshold=50)["JobId"]
+    for get, job_id in ((client.get_face_detection, detection), (client.get_face_search, search)):
+        wait_for(lambda: get(JobId=job_id)["JobStatus"] != "IN_PROGRESS", 120, "a video job")  # noqa: B023
+        get(JobId=job_id, MaxResults=1)
     client.delete_faces(CollectionId=collection, FaceIds=[face_id, str(uuid.uuid4())])
     client.delete_collection(CollectionId=collection)
     # Then each operation answered, and every answer fits its output shape on the wire and after parsing

@@ -202,6 +202,9 @@ def assert_data_dir_layout(data_dir: Path) -> None:
         relative = path.relative_to(data_dir).parts
         if relative in ((".lock",), ("collections",), ("trash",)):
             continue
+        if relative[0] == "video_jobs":  # stored-video jobs: <JobId>.json, and scratch/ for the clip being read
+            assert relative[1:] in ((), ("scratch",)) or re.fullmatch(r"[0-9a-f]{32}\.json", relative[1]), path
+            continue
         assert relative[0] == "collections", f"unexpected {path}"
         assert re.fullmatch(r"[0-9a-f]{64}", relative[1]), f"unexpected {path}"
         stored = (("collection.json",), ("faces.npz",), ("users.json",))

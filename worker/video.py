@@ -1,0 +1,228 @@
+"""The async core of video jobs: start a Rekognition Video job, check on it later, publish every page as one result.
+
+A video takes minutes, so no worker slot waits for it. The start task calls Start* (the job id is the
+ClientRequestToken, so a redelivered start gets the same Rekognition job) and answers a ``Continuation``; the
+task shell sends it back to the queue with a countdown. Each poll is one Get* call: IN_PROGRESS answers the next
+continuation with a longer countdown (backoff, capped), SUCCEEDED pages through the results and publishes one
+envelope through the same path as every image job (result key, stream, batch, dead letter on failure). Start* and
+Get* are separate operations for the shared rate limiter, as they are separate quotas at AWS.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+
+from producer.contract import (
+    VIDEO_GET_OPERATIONS,
+    FaceDetectionVideoJob,
+    FaceSearchVideoJob,
+    JobError,
+    JobStatus,
+    ResultEnvelope,
+    utcnow,
+)
+from worker import metrics
+from worker.analysis import Deps, _Outcome, _with_retries, classify
+from worker.errors import PermanentError, ShuttingDown
+from worker.publish import Publisher
+
+VideoJob = FaceDetectionVideoJob | FaceSearchVideoJob
+
+FIRST_POLL_S = 2.0
+"""The first check comes this long after the start: a short clip may be done by then."""
+
+POLL_GROWTH = 1.5
+"""Each further check waits this much longer than the one before (jittered ±20 %)..."""
+
+POLL_CAP_S = 30.0
+"""...up to this; a 10-minute video at Rekognition's pace is checked a few dozen times."""
+
+MAX_WAIT_S = 12 * 3600.0
+"""A video job still IN_PROGRESS after this long fails with VideoJobTimeout (Rekognition's own jobs end well
+before: stored videos are at most 6 hours long)."""
+
+PAGE_SIZE = 1000
+"""Get* results per call: Rekognition's maximum."""
+
+
+class Continuation(BaseModel):
+    """A video job waiting for Rekognition: what the next poll needs. Worker-internal, JSON on the wire."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: dict[str, Any]
+    """The job as received (dead letters keep it for a retry)."""
+    video_job_id: Annotated[str, Field(min_length=1, max_length=64)]
+    polls: Annotated[int, Field(ge=0)] = 0
+    calls: Annotated[int, Field(ge=0)] = 1
+    started_at: datetime
+    rekognition_ms: float = 0.0
+
+    def delay_s(self) -> float:
+        """How long to wait before the next poll."""
+        base = min(POLL_CAP_S, FIRST_POLL_S * POLL_GROWTH**self.polls)
+        return base * random.uniform(0.8, 1.2)
+
+
+def _envelope(
+    job: VideoJob,
+    started_at: datetime,
+    *,
+    calls: int,
+    rekognition_ms: float,
+    worker: str,
+    response: dict[str, Any] | None = None,
+    error: JobError | None = None,
+) -> ResultEnvelope:
+    metrics.JOBS.labels(job.operation.value, "failed" if error else "succeeded").inc()
+    return ResultEnvelope(
+        job_id=job.job_id,
+        batch_id=job.batch_id,
+        operation=job.operation.value,
+        status=JobStatus.FAILED if error else JobStatus.SUCCEEDED,
+        label=job.label,
+        response=response,
+        error=error,
+        attempts=calls,
+        submitted_at=job.submitted_at,
+        started_at=started_at,
+        finished_at=utcnow(),
+        queue_wait_ms=max(0.0, (started_at - job.submitted_at).total_seconds() * 1000),
+        rekognition_ms=round(rekognition_ms, 3),
+        worker=worker or None,
+    )
+
+
+def _check_allowed(job: VideoJob, allowed: list[str]) -> None:
+    # The same rule as image jobs (analysis._check_s3_allowed): a video outside FACEQUEUE_S3_ALLOWED is refused.
+    if allowed and not any(
+        job.video.bucket == entry.partition("/")[0] and job.video.key.startswith(entry.partition("/")[2])
+        for entry in allowed
+    ):
+        raise PermanentError(
+            "AccessDeniedException",
+            f"{job.video.describe()} is outside the buckets this worker may read (FACEQUEUE_S3_ALLOWED)",
+        )
+
+
+_METHODS = {
+    "StartFaceDetection": "start_face_detection",
+    "StartFaceSearch": "start_face_search",
+    "GetFaceDetection": "get_face_detection",
+    "GetFaceSearch": "get_face_search",
+}
+
+
+async def _call(deps: Deps, outcome: _Outcome, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    method = getattr(deps.rekognition, _METHODS[operation])
+
+    async def call() -> dict[str, Any]:
+        answer: dict[str, Any] = await method(**params)
+        return answer
+
+    response: dict[str, Any] = await _with_retries(call, deps, outcome, operation)
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+async def start(job: VideoJob, payload: Any, deps: Deps, publisher: Publisher) -> ResultEnvelope | Continuation:
+    """Start the Rekognition job (idempotently), or publish why it could not start; never raises for a bad job."""
+    already = await publisher.published(job.job_id, {})
+    if already is not None:
+        return already
+    started_at = utcnow()
+    outcome = _Outcome()
+    try:
+        _check_allowed(job, deps.settings.s3_allowed)
+        answer = await _call(deps, outcome, job.operation.value, job.request())
+    except (ShuttingDown, RedisError):
+        raise
+    except Exception as exc:  # a bad video or collection is a result, never a dead worker
+        failure = classify(exc)
+        error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
+        envelope = _envelope(
+            job,
+            started_at,
+            calls=outcome.attempts,
+            rekognition_ms=outcome.rekognition_ms,
+            worker=deps.worker,
+            error=error,
+        )
+        return (await publisher.publish(envelope, payload))[0]
+    return Continuation(
+        job=payload,
+        video_job_id=answer["JobId"],
+        calls=outcome.attempts,
+        started_at=started_at,
+        rekognition_ms=outcome.rekognition_ms,
+    )
+
+
+async def _all_pages(
+    deps: Deps, outcome: _Outcome, operation: str, member: str, first: dict[str, Any], video_job_id: str
+) -> dict[str, Any]:
+    merged = dict(first)
+    items = list(first.get(member, []))
+    token = first.get("NextToken")
+    while token:
+        params = {"JobId": video_job_id, "MaxResults": PAGE_SIZE, "NextToken": token}
+        page = await _call(deps, outcome, operation, params)
+        items.extend(page.get(member, []))
+        token = page.get("NextToken")
+    merged.pop("NextToken", None)
+    merged[member] = items
+    return merged
+
+
+async def poll(
+    job: VideoJob, continuation: Continuation, deps: Deps, publisher: Publisher
+) -> ResultEnvelope | Continuation:
+    """Check on the Rekognition job once: the next continuation while it runs, else publish its result."""
+    already = await publisher.published(job.job_id, {})
+    if already is not None:
+        return already  # a duplicate chain (a poll redelivered after it sent its successor) stops here
+    operation, member = VIDEO_GET_OPERATIONS[job.operation]
+    outcome = _Outcome()
+    try:
+        first = await _call(deps, outcome, operation, {"JobId": continuation.video_job_id, "MaxResults": PAGE_SIZE})
+        status = first.get("JobStatus")
+        waited_s = (utcnow() - continuation.started_at).total_seconds()
+        if status == "IN_PROGRESS":
+            if waited_s < MAX_WAIT_S:
+                return continuation.model_copy(
+                    update={
+                        "polls": continuation.polls + 1,
+                        "calls": continuation.calls + outcome.attempts,
+                        "rekognition_ms": continuation.rekognition_ms + outcome.rekognition_ms,
+                    }
+                )
+            raise PermanentError(
+                "VideoJobTimeout", f"Rekognition job {continuation.video_job_id} still ran after {waited_s:.0f} s"
+            )
+        if status != "SUCCEEDED":
+            raise PermanentError(
+                "VideoJobFailed",
+                f"Rekognition job {continuation.video_job_id} {status}: {first.get('StatusMessage') or 'no reason'}",
+            )
+        response = await _all_pages(deps, outcome, operation, member, first, continuation.video_job_id)
+        error = None
+    except (ShuttingDown, RedisError):
+        raise
+    except Exception as exc:
+        failure = classify(exc)
+        response, error = None, JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
+    envelope = _envelope(
+        job,
+        continuation.started_at,
+        calls=continuation.calls + outcome.attempts,
+        rekognition_ms=continuation.rekognition_ms + outcome.rekognition_ms,
+        worker=deps.worker,
+        response=response,
+        error=error,
+    )
+    return (await publisher.publish(envelope, continuation.job))[0]
