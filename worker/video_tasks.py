@@ -58,7 +58,7 @@ def _start_shell(operation: Operation) -> Task:
         payload = _named(job, task_id)
         try:
             with metrics.IN_FLIGHT.track_inprogress():
-                admitted = _admit(payload, operation, task_id, runtime.deps.worker)
+                admitted = _admit(payload, operation, task_id, runtime.deps)
                 if isinstance(admitted, ResultEnvelope):
                     refused = runtime.run(_publish(runtime.deps, runtime.publisher, admitted, payload, None))
                     return refused.model_dump(mode="json", exclude_none=True)
