@@ -89,6 +89,20 @@ def test_a_redelivered_index_faces_never_deletes_faces_other_jobs_indexed(
     rekognition.delete_collection(CollectionId=cid)
 
 
+def _user_refused_result_writes(redis_url: str, client: redis.Redis) -> tuple[str, str]:
+    """A Redis user that may read result keys but not write them (as a misconfigured ACL); its name and URL."""
+    user, password = f"noresult-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    patterns = [f"~{p}" for p in every_key_but("facequeue:result:")] + ["%R~facequeue:result:*"]
+    client.acl_setuser(user, enabled=True, passwords=[f"+{password}"], commands=["+@all"], channels=["*"])
+    client.execute_command("ACL", "SETUSER", user, *patterns)
+    return user, redis_url.replace("redis://", f"redis://{user}:{password}@")
+
+
+def _refused(client: redis.Redis, user: str) -> bool:
+    """True once Redis's ACL LOG records a refusal for ``user``."""
+    return any(e.get("username") == user for e in client.acl_log())
+
+
 def test_an_answer_given_before_the_publish_failed_is_published_without_indexing_again(
     redis_url: str,
     redis_client: redis.Redis,
@@ -98,11 +112,7 @@ def test_an_answer_given_before_the_publish_failed_is_published_without_indexing
 ) -> None:
     # Given a worker whose Redis user may read result keys but not write them (Redis refuses the publish, as a
     # misconfigured ACL does), while everything else works
-    user, password = f"noresult-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-    patterns = [f"~{p}" for p in every_key_but("facequeue:result:")] + ["%R~facequeue:result:*"]
-    redis_client.acl_setuser(user, enabled=True, passwords=[f"+{password}"], commands=["+@all"], channels=["*"])
-    redis_client.execute_command("ACL", "SETUSER", user, *patterns)
-    worker_url = redis_url.replace("redis://", f"redis://{user}:{password}@")
+    user, worker_url = _user_refused_result_writes(redis_url, redis_client)
     queue = f"journal-{uuid.uuid4().hex[:8]}"
     start_worker(worker_environment(worker_url, local_rekognition_url, moto_s3_url, queue, cache_ttl_s="0"))
     cid = f"journal-{uuid.uuid4().hex[:8]}"
@@ -113,9 +123,7 @@ def test_an_answer_given_before_the_publish_failed_is_published_without_indexing
     handle = fq.submit(jobs.index_faces(grace_hopper(), cid, external_image_id="grace"))
     wait_until(lambda: rekognition.list_faces(CollectionId=cid)["Faces"], 60, "the face to be indexed")
     [indexed] = [f["FaceId"] for f in rekognition.list_faces(CollectionId=cid)["Faces"]]
-    wait_until(
-        lambda: any(e.get("username") == user for e in redis_client.acl_log()), 30, "Redis to refuse the publish"
-    )
+    wait_until(lambda: _refused(redis_client, user), 30, "Redis to refuse the publish")
     # And Redis lets it publish again, while the message comes round once more
     redis_client.execute_command("ACL", "SETUSER", user, "~*")
     envelope = fq.result(handle, timeout_s=60)
@@ -172,11 +180,7 @@ def test_a_create_collection_whose_publish_was_refused_succeeds_when_it_comes_ba
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given a worker whose user may not write result keys, and a CreateCollection job
-    user, password = f"noresult-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-    patterns = [f"~{p}" for p in every_key_but("facequeue:result:")] + ["%R~facequeue:result:*"]
-    redis_client.acl_setuser(user, enabled=True, passwords=[f"+{password}"], commands=["+@all"], channels=["*"])
-    redis_client.execute_command("ACL", "SETUSER", user, *patterns)
-    worker_url = redis_url.replace("redis://", f"redis://{user}:{password}@")
+    user, worker_url = _user_refused_result_writes(redis_url, redis_client)
     queue = f"journal-{uuid.uuid4().hex[:8]}"
     start_worker(worker_environment(worker_url, local_rekognition_url, moto_s3_url, queue, redis_error_pause_s="0.2"))
     fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
@@ -185,9 +189,7 @@ def test_a_create_collection_whose_publish_was_refused_succeeds_when_it_comes_ba
     # When the collection is made, the publish refused, and the job comes round again once Redis lets it publish
     handle = fq.submit(jobs.create_collection(cid))
     wait_until(lambda: cid in rekognition.list_collections()["CollectionIds"], 60, "the collection to exist")
-    wait_until(
-        lambda: any(e.get("username") == user for e in redis_client.acl_log()), 30, "Redis to refuse the publish"
-    )
+    wait_until(lambda: _refused(redis_client, user), 30, "Redis to refuse the publish")
     redis_client.execute_command("ACL", "SETUSER", user, "~*")
     envelope = fq.result(handle, timeout_s=60)
     # Then the job succeeded with the answer of its first run, not ResourceAlreadyExistsException from a second
