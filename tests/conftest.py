@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.workers",
     "tests.fixtures.standin",
     "tests.fixtures.chaos",
+    "tests.fixtures.faultproxy",
 ]

@@ -16,6 +16,7 @@ import redis
 from producer import JobStatus, jobs
 from producer.contract import result_key
 from tests.fixtures.chaos import PHOTO, account
+from tests.fixtures.faultproxy import CutOnDelivery
 from tests.fixtures.redis import RedisServer, wait_until
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
@@ -60,6 +61,29 @@ def test_redis_restart_mid_batch_loses_nothing(stack: Callable[..., tuple], tmp_
         summary = account(fq.redis, fq, batch)
         assert summary == {"submitted": 80, "succeeded": 80, "failed": 0, "lost": 0, "duplicated": 0}
         assert len(results) == 80
+    finally:
+        server.stop()
+
+
+def test_a_worker_cut_off_as_redis_hands_it_a_message_loses_nothing(
+    stack: Callable[..., tuple], tmp_path: Path, cut_on_delivery: type[CutOnDelivery]
+) -> None:
+    # Given a Redis of our own, reached by the worker through a proxy that cuts the connection at the moment Redis
+    # hands the worker a message (as a SIGKILL or a Redis restart does, once in a few hundred runs, in that window)
+    server = RedisServer(tmp_path)
+    server.start()
+    proxy = cut_on_delivery(server.port).start()
+    try:
+        fq, _, start = stack("--delay-ms", "50", redis_at=server.url, worker_redis_at=proxy.url)
+        start(concurrency=16)
+        # When a batch of two 16-job messages is fetched, the first fetch cut off
+        batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(32))
+        results = fq.wait(batch.batch_id, timeout_s=90)
+        # Then the message Redis handed over comes back after the visibility timeout, and every job has one result
+        assert proxy.cuts == 1
+        summary = account(fq.redis, fq, batch)
+        assert summary == {"submitted": 32, "succeeded": 32, "failed": 0, "lost": 0, "duplicated": 0}
+        assert len(results) == 32
     finally:
         server.stop()
 
