@@ -57,6 +57,7 @@ app.conf.update(
         # the sweep itself frequent so recovery from a killed worker takes the visibility timeout, not 100 s more.
         "unacked_restore_interval": settings.restore_interval_s,
         "unacked_restore_throttle": 1,
+        transport.IDLE_RECHECK_OPTION: settings.idle_recheck_s,
     },
     result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
     result_expires=settings.result_ttl_s,

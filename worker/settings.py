@@ -93,6 +93,9 @@ class WorkerSettings(BaseSettings):
     wait before they run again. Must exceed FACEQUEUE_JOB_TIMEOUT_S (checked at start)."""
     restore_interval_s: Annotated[int, Field(ge=1, le=600)] = 5
     """How often workers sweep for jobs whose visibility timeout has passed."""
+    idle_recheck_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    """An idle worker is woken by Redis (CLIENT TRACKING) when a job arrives; it also looks on its own this often,
+    in case a wake-up was lost. Where Redis refuses CLIENT TRACKING it looks every 0.1 s instead."""
     redis_error_pause_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     """A message whose results Redis refused goes back to the queue after this pause, doubled each time it comes back
     (at most 60 s), so a lasting refusal does not become a busy loop."""

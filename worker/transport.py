@@ -7,6 +7,10 @@ signed mode included (the signature is checked only after parsing). Here an entr
 than any message a producer sends, never reaches Celery: the worker logs it, keeps its first bytes as evidence in
 the dead letters (bounded in size, expiring with the results) and reads the next one.
 
+It also takes messages without kombu's fetch window: a message leaves its queue and enters ``unacked`` in one
+server-side step (worker/fetch.py), so a worker killed, or a Redis restarted, as a message is handed over loses
+nothing; the message comes back after the visibility timeout like any other unacknowledged one.
+
 Selected with Celery's ``broker_transport`` setting (worker/app.py); the URL scheme (redis://, rediss://) still
 decides how to connect.
 """
@@ -22,9 +26,10 @@ from typing import Any
 
 from kombu.exceptions import KombuError
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.transport.virtual import Empty
 from kombu.utils.json import loads
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from producer.contract import (
     DEAD_LETTERS_KEY,
@@ -37,11 +42,19 @@ from producer.contract import (
     dead_letter_key,
     utcnow,
 )
+from worker.fetch import TAKE_SCRIPT, TAKE_SHA, Waker
 
 log = logging.getLogger("facequeue.worker")
 
 MAX_MESSAGE_BYTES_OPTION = "facequeue_max_message_bytes"
 DEAD_LETTER_TTL_OPTION = "facequeue_dead_letter_ttl_s"
+FETCH_POLL_OPTION = "facequeue_fetch_poll_s"
+DEFAULT_FETCH_POLL_S = 0.1
+"""How often a waiting worker takes again when Redis will not tell it about new messages (no CLIENT TRACKING)."""
+IDLE_RECHECK_OPTION = "facequeue_idle_recheck_s"
+DEFAULT_IDLE_RECHECK_S = 1.0
+"""How long a waiting worker that Redis will wake trusts that the queues are still empty: a lost wake-up costs this."""
+WAKE = "WAKE"
 EVIDENCE_CHARS = 4096
 """How much of a refused entry a dead letter keeps: enough to recognise it, never megabytes."""
 
@@ -131,28 +144,161 @@ class Channel(kombu_redis.Channel):
             return None
         return payload
 
+    # --- taking messages (worker/fetch.py) ---
+
+    _waiting_since: float | None = None
+    _woken = False
+    _waker: Waker | None = None
+    _tracking: tuple[Any, int] | None = None
+    _tracking_refused = False
+    _taking_recorded = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.handlers[WAKE] = self._wake_read
+        self._take_keys: list[str] = []
+
+    def _key(self, name: str) -> str:
+        return f"{self.global_keyprefix}{name}" if self.global_keyprefix else name
+
+    def _recheck_s(self) -> float:
+        """How long a waiting worker trusts Redis's word that the queues are empty before it looks again."""
+        options = self.connection.client.transport_options or {}
+        if self._tracking_refused:
+            return float(options.get(FETCH_POLL_OPTION, DEFAULT_FETCH_POLL_S))
+        return float(options.get(IDLE_RECHECK_OPTION, DEFAULT_IDLE_RECHECK_S))
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        # Sends the take script where kombu sends BRPOP; its reply is read by _brpop_read when the socket is ready.
+        if self._waiting_since is not None:
+            if not self._woken and time.monotonic() - self._waiting_since < self._recheck_s():
+                return
+            self._waiting_since = None
+            self._woken = False
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        pri_key: Callable[[str, int], str] = self._q_for_pri
+        self._take_keys = [pri_key(queue, pri) for pri in self.priority_steps for queue in queues]
+        keys = [self._key(k) for k in (self.unacked_key, self.unacked_index_key, *self._take_keys)]
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
+        limit = self._option(MAX_MESSAGE_BYTES_OPTION, 8 * 2**20)
+        self.client.connection.send_command("EVALSHA", TAKE_SHA, len(keys), *keys, repr(time.time()), limit)
+
     def _brpop_read(self, **options: Any) -> bool:
-        # kombu's own _brpop_read (5.4-5.6), with the entry parsed by _parse instead of a bare loads().
+        # kombu's _brpop_read (5.4-5.7) for the take script's reply, with the entry parsed by _parse.
+        connection = self.client.connection
         try:
             try:
-                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+                reply = self.client.parse_response(connection, "EVALSHA", **options)
             except self.connection_errors:
-                self.client.connection.disconnect()
+                connection.disconnect()
                 raise
-            if not dest__item:
+            except NoScriptError:  # a new or restarted Redis: load the script, take again on the next tick
+                connection.send_command("SCRIPT", "LOAD", TAKE_SCRIPT)
+                connection.read_response()
+                raise Empty() from None
+            except ResponseError as exc:  # e.g. a full Redis refusing the script's writes: the message stays queued
+                log.warning("taking a message failed, trying again in %.1f s: %s", self._recheck_s(), exc)
+                self._wait(arm=False)
+                raise Empty() from None
+            if not reply:
+                self._wait()
                 raise Empty()
-            dest, item = dest__item
-            dest = _text(dest).rsplit(self.sep, 1)[0]
+            key, item, tag = reply
+            dest = _text(key)
+            if self.global_keyprefix:
+                dest = dest.removeprefix(self.global_keyprefix)
+            dest = dest.rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
             payload = self._parse(item, dest)
-            if payload is not None:
+            if payload is None:
+                if tag:  # refused after the script recorded it: never let kombu redeliver it
+                    self.qos._remove_from_indices(_text(tag)).execute()
+                return True
+            self._taking_recorded = bool(tag)
+            try:
                 self.connection._deliver(payload, dest)
+            finally:
+                self._taking_recorded = False
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]
             flush = getattr(self, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()
+
+    def _wait(self, arm: bool = True) -> None:
+        """Every queue was empty: wait to be told of a change (or for the recheck interval), not spin."""
+        self._waiting_since = time.monotonic()
+        self._woken = False
+        if arm and not self._tracking_refused:
+            try:
+                self._woken = self._arm_wake()
+            except ResponseError as exc:
+                self._drop_waker()
+                self._tracking_refused = True
+                log.warning(
+                    "Redis refused CLIENT TRACKING (%s): an idle worker looks for new messages every %.1f s instead",
+                    exc,
+                    self._recheck_s(),
+                )
+
+    def _arm_wake(self) -> bool:
+        """Ask Redis to tell the waker when any queue changes; True if one already holds a message."""
+        waker = self._waker
+        if waker is None or waker.connection._sock is None:
+            self._drop_waker()
+            waker = self._waker = Waker(self.client.connection_pool)
+            self.connection.cycle._register(self, waker, WAKE)
+        connection = self.client.connection
+        if self._tracking != (connection._sock, waker.client_id):
+            _pipelined(
+                connection,
+                ("CLIENT", "TRACKING", "OFF"),
+                ("CLIENT", "TRACKING", "ON", "REDIRECT", waker.client_id, "OPTIN", "NOLOOP"),
+            )
+            self._tracking = (connection._sock, waker.client_id)
+        # Reading the queues with CLIENT CACHING YES is what makes Redis remember them for this connection. A message
+        # pushed since the script looked shows up here; one pushed after it wakes the waker.
+        keys = [self._key(k) for k in self._take_keys]
+        _, found = _pipelined(connection, ("CLIENT", "CACHING", "YES"), ("EXISTS", *keys))
+        return bool(found)
+
+    def _wake_read(self) -> None:
+        """The waker's socket is readable: Redis says a queue changed (or the connection dropped)."""
+        waker = self._waker
+        self._woken = True
+        if waker is None:
+            return
+        try:
+            waker.drain()
+        except self.connection_errors:
+            self._drop_waker()  # the next wait makes a new one; until then the recheck interval applies
+
+    def _drop_waker(self) -> None:
+        waker, self._waker = self._waker, None
+        self._tracking = None
+        if waker is None:
+            return
+        cycle = self.connection.cycle
+        sock = cycle._chan_to_sock.pop((self, waker, WAKE), None)
+        if sock is not None:
+            cycle._fd_to_chan.pop(sock.fileno(), None)
+            try:
+                cycle._unregister_from_poll(sock.fileno())
+            except (KeyError, ValueError, OSError):
+                pass
+        try:
+            waker.close()
+        except (RedisError, OSError):
+            pass
+
+    def close(self) -> None:
+        """Close the channel and its waker."""
+        self._drop_waker()
+        super().close()  # type: ignore[no-untyped-call]
 
     def basic_consume(
         self, queue: str, no_ack: bool, callback: Callable[[Any], Any], consumer_tag: str, **kwargs: Any
@@ -171,16 +317,70 @@ class Channel(kombu_redis.Channel):
                     "MalformedMessage",
                     f"body does not decode: {type(exc).__name__}: {exc}",
                 )
+                recorded = raw_message.get("properties", {}).get("delivery_tag")
+                if self._taking_recorded and isinstance(recorded, str):
+                    self.qos._remove_from_indices(recorded).execute()
                 return None
             if not no_ack:
-                self.qos.append(message, message.delivery_tag)
+                if self._taking_recorded:  # the take script wrote the unacked entry already: only count it here
+                    virtual.QoS.append(self.qos, message, message.delivery_tag)  # type: ignore[no-untyped-call]
+                else:
+                    self.qos.append(message, message.delivery_tag)
             return callback(message)
 
         self.connection._callbacks[queue] = deliver
         return tag
 
 
+def _pipelined(connection: Any, *commands: tuple[Any, ...]) -> list[Any]:
+    """Send commands together and read every reply before raising the first error, so no reply is left unread."""
+    for command in commands:
+        connection.send_command(*command)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(connection.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
+
+
+class Poller(kombu_redis.MultiChannelPoller):
+    """kombu's poller, reading a channel's waker whenever it is readable, with credit or without (else it spins)."""
+
+    def on_readable(self, fileno: int) -> Any:
+        """Dispatch a readable socket; a waker is always drained."""
+        chan_type = self._fd_to_chan.get(fileno)
+        if chan_type is not None and chan_type[1] == WAKE:
+            return chan_type[0]._wake_read()
+        return super().on_readable(fileno)  # type: ignore[no-untyped-call]
+
+
 class Transport(kombu_redis.Transport):
-    """kombu's Redis transport with the refusing channel."""
+    """kombu's Redis transport with the refusing, fetch-window-free channel."""
 
     Channel = Channel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.cycle = Poller()  # type: ignore[no-untyped-call,assignment]
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        """kombu's registration, plus a tick at the waiting worker's recheck interval so it does look again."""
+        super().register_with_event_loop(connection, loop)  # type: ignore[no-untyped-call]
+        options = self.client.transport_options or {}  # type: ignore[union-attr]
+        interval = min(
+            float(options.get(FETCH_POLL_OPTION, DEFAULT_FETCH_POLL_S)),
+            float(options.get(IDLE_RECHECK_OPTION, DEFAULT_IDLE_RECHECK_S)),
+        )
+        old = getattr(self, "_recheck_tref", None)
+        if old is not None:
+            old.cancel()
+        self._recheck_tref = loop.call_repeatedly(interval, _nothing)
+
+
+def _nothing() -> None:
+    """A timer that only wakes the event loop, whose tick then runs the poller."""

@@ -43,17 +43,12 @@ def test_redis_restart_mid_batch_loses_nothing(stack: Callable[..., tuple], tmp_
     server = RedisServer(tmp_path)
     server.start()
     try:
-        fq, standin, start = stack("--delay-ms", "100", redis_at=server.url)
+        fq, _, start = stack("--delay-ms", "100", redis_at=server.url)
         start(concurrency=8)
         batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(80))
-        # The second message of 16 mid-call: its jobs wait on Rekognition, and must publish once Redis is back.
-        # (Not the moment a message finishes: the worker then fetches the next one, and a restart inside that
-        # fetch loses it, a known hole in kombu's Redis transport, README "Reliability: the guarantees".)
-        wait_until(
-            lambda: fq.progress(batch.batch_id).done >= 16 and standin.stats().get("calls", 0) >= 24,
-            60,
-            "the second message mid-call",
-        )
+        # (The moment the first message finishes: the worker then takes the next one, the window in which kombu's own
+        # BRPOP lost a message; test_a_worker_cut_off_as_redis_hands_it_a_message_loses_nothing hits it every run.)
+        wait_until(lambda: fq.progress(batch.batch_id).done >= 15, 60, "15 results")
         # When Redis restarts under the workers and the producer
         server.restart()
         results = fq.wait(batch.batch_id, timeout_s=150)
