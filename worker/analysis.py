@@ -98,7 +98,9 @@ class Deps:
 
 
 @dataclass
-class _Outcome:
+class CallOutcome:
+    """What a job's calls cost: attempts, time in Rekognition, and the cache entry they may fill."""
+
     attempts: int = 0
     rekognition_ms: float = 0.0
     cache_entry: CacheEntry | None = None
@@ -137,8 +139,8 @@ def backoff_s(attempt: int, settings: WorkerSettings) -> float:
 THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
 
 
-async def _with_retries(
-    call: Callable[[], Awaitable[Any]], deps: Deps, outcome: _Outcome, operation: str | None = None
+async def with_retries(
+    call: Callable[[], Awaitable[Any]], deps: Deps, outcome: CallOutcome, operation: str | None = None
 ) -> Any:
     """Run one call, retrying transient failures up to max_attempts with jittered backoff.
 
@@ -213,8 +215,8 @@ async def _cached(job: Job, deps: Deps, reads: JobReads) -> tuple[str | None, di
         # Known from the job alone: no read to retry, no task to gather.
         ids = [blob_identity(image) for image in images]  # type: ignore[arg-type]
     else:
-        ids = await _with_retries(
-            lambda: asyncio.gather(*(identity(image, reads) for image in images)), deps, _Outcome()
+        ids = await with_retries(
+            lambda: asyncio.gather(*(identity(image, reads) for image in images)), deps, CallOutcome()
         )
     fp = fingerprint(job, ids)
     return fp, await deps.cache.get(fp, reads)
@@ -235,7 +237,7 @@ def _check_s3_allowed(job: Job, allowed: list[str]) -> None:
             )
 
 
-async def _call(job: Job, deps: Deps, outcome: _Outcome, reads: JobReads) -> tuple[dict[str, Any], bool]:
+async def _call(job: Job, deps: Deps, outcome: CallOutcome, reads: JobReads) -> tuple[dict[str, Any], bool]:
     """Rekognition's response for a job (less ResponseMetadata), and whether it came from the cache."""
     _check_s3_allowed(job, deps.settings.s3_allowed)
     fp, stored = await _cached(job, deps, reads)
@@ -256,7 +258,7 @@ async def _call(job: Job, deps: Deps, outcome: _Outcome, reads: JobReads) -> tup
         check_members(job.operation.value, answer)
         return answer
 
-    response: dict[str, Any] = await _with_retries(call, deps, outcome, job.operation.value)
+    response: dict[str, Any] = await with_retries(call, deps, outcome, job.operation.value)
     response.pop("ResponseMetadata", None)
     if recording:
         await journal.record(job, deps.redis, response, deps.settings.result_ttl_s)
@@ -276,7 +278,7 @@ async def run_job(
     # One ranged read per S3 image serves both the cache key (its ETag) and the format check (its header).
     reads = JobReads(deps.s3, deps.settings.max_image_bytes, redis_values)
     started_at = utcnow()
-    outcome = _Outcome()
+    outcome = CallOutcome()
     response: dict[str, Any] | None = None
     error: JobError | None = None
     cached = False
@@ -322,4 +324,4 @@ async def run_job(
 
 async def _request_with_transient_retries(job: Job, deps: Deps, reads: JobReads) -> dict[str, Any]:
     """Fetch a job's images; S3 hiccups (5xx, connection) are retried like Rekognition's, on their own count."""
-    return await _with_retries(lambda: _request(job, deps, reads), deps, _Outcome())  # type: ignore[no-any-return]
+    return await with_retries(lambda: _request(job, deps, reads), deps, CallOutcome())  # type: ignore[no-any-return]

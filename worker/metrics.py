@@ -73,6 +73,8 @@ def serve(port: int, redis_url: str, queues: Sequence[str]) -> Any:
     REGISTRY.register(QueueDepth(redis_url, queues))
     _served[os.getpid()] = server
     return server
+
+
 REPLAYED = Counter(
     "facequeue_journal_replays",
     "State-changing jobs whose earlier run's recorded answer was published instead of calling Rekognition again.",

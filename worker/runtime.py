@@ -57,7 +57,7 @@ def _client_config(settings: WorkerSettings) -> AioConfig:
         # One HTTP connection per job in flight, or jobs queue for a connection inside aiohttp's pool. A worker
         # may run up to one multi-job message's worth beyond its concurrency (prefetch counts are approximate).
         max_pool_connections=settings.concurrency + MAX_JOBS_PER_MESSAGE + 8,
-        # botocore's retries off: analysis._with_retries is the one retry layer for transient errors, so each
+        # botocore's retries off: analysis.with_retries is the one retry layer for transient errors, so each
         # attempt is counted, backed off with jitter and visible to the rate limiter.
         retries={"total_max_attempts": 1, "mode": "standard"},
         # The contract already validated every parameter against Rekognition's rules at both ends; botocore's

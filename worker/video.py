@@ -27,7 +27,7 @@ from producer.contract import (
     utcnow,
 )
 from worker import metrics
-from worker.analysis import Deps, _Outcome, _with_retries, classify
+from worker.analysis import CallOutcome, Deps, classify, with_retries
 from worker.errors import PermanentError, ShuttingDown
 from worker.publish import Publisher
 
@@ -118,14 +118,14 @@ _METHODS = {
 }
 
 
-async def _call(deps: Deps, outcome: _Outcome, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+async def _call(deps: Deps, outcome: CallOutcome, operation: str, params: dict[str, Any]) -> dict[str, Any]:
     method = getattr(deps.rekognition, _METHODS[operation])
 
     async def call() -> dict[str, Any]:
         answer: dict[str, Any] = await method(**params)
         return answer
 
-    response: dict[str, Any] = await _with_retries(call, deps, outcome, operation)
+    response: dict[str, Any] = await with_retries(call, deps, outcome, operation)
     response.pop("ResponseMetadata", None)
     return response
 
@@ -136,7 +136,7 @@ async def start(job: VideoJob, payload: Any, deps: Deps, publisher: Publisher) -
     if already is not None:
         return already
     started_at = utcnow()
-    outcome = _Outcome()
+    outcome = CallOutcome()
     try:
         _check_allowed(job, deps.settings.s3_allowed)
         answer = await _call(deps, outcome, job.operation.value, job.request())
@@ -164,7 +164,7 @@ async def start(job: VideoJob, payload: Any, deps: Deps, publisher: Publisher) -
 
 
 async def _all_pages(
-    deps: Deps, outcome: _Outcome, operation: str, member: str, first: dict[str, Any], video_job_id: str
+    deps: Deps, outcome: CallOutcome, operation: str, member: str, first: dict[str, Any], video_job_id: str
 ) -> dict[str, Any]:
     merged = dict(first)
     items = list(first.get(member, []))
@@ -187,7 +187,7 @@ async def poll(
     if already is not None:
         return already  # a duplicate chain (a poll redelivered after it sent its successor) stops here
     operation, member = VIDEO_GET_OPERATIONS[job.operation]
-    outcome = _Outcome()
+    outcome = CallOutcome()
     try:
         first = await _call(deps, outcome, operation, {"JobId": continuation.video_job_id, "MaxResults": PAGE_SIZE})
         status = first.get("JobStatus")
