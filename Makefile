@@ -42,7 +42,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check producer worker local_rekognition tests bench
+	$(BIN)/ruff check producer worker local_rekognition tests bench scripts
+	$(BIN)/ruff format --check producer worker local_rekognition tests bench scripts
 	$(BIN)/mypy
 
 # The compose stack built and run for real with podman + podman-compose (no Docker engine needed); see docs/compose.md.

@@ -140,9 +140,7 @@ def min_side_for(bar: QualityBar, image_size: tuple[int, int] | None) -> float:
     return bar.min_side_px * max(1.0, math.sqrt(width * height / _REFERENCE_PIXELS))
 
 
-def quality_reasons(
-    face: DetectedFace, quality_filter: str, image_size: tuple[int, int] | None = None
-) -> list[str]:
+def quality_reasons(face: DetectedFace, quality_filter: str, image_size: tuple[int, int] | None = None) -> list[str]:
     """Why ``face`` fails the filter level (Rekognition Reasons); empty if it passes or the level is NONE.
 
     ``image_size`` (width, height) makes SMALL_BOUNDING_BOX relative to the photo as well; without it the bar is

@@ -46,26 +46,20 @@ def image_bytes(image: dict[str, Any], *, path: str) -> bytes | None:
     """Decode ``Image.Bytes`` (base64 on the wire), or None when the image is an S3Object."""
     has_bytes, has_s3 = image.get("Bytes") is not None, image.get("S3Object") is not None
     if has_bytes == has_s3:
-        raise InvalidParameter(
-            f"Request has invalid parameters: {path} needs exactly one of Bytes or S3Object"
-        )
+        raise InvalidParameter(f"Request has invalid parameters: {path} needs exactly one of Bytes or S3Object")
     if not has_bytes:
         return None
     try:
         data = base64.b64decode(image["Bytes"], validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidImageFormat(
-            f"Request has invalid image format: {path}.Bytes is not valid base64"
-        ) from exc
+        raise InvalidImageFormat(f"Request has invalid image format: {path}.Bytes is not valid base64") from exc
     if not data:
         raise Validation(
             f"1 validation error detected: Value at '{path[:1].lower()}{path[1:]}.bytes' failed to satisfy "
             "constraint: Member must have length greater than or equal to 1"
         )
     if len(data) > IMAGE_BYTES_MAX:
-        raise ImageTooLarge(
-            f"Image size is too large: {len(data)} bytes, the limit for Bytes is {IMAGE_BYTES_MAX}"
-        )
+        raise ImageTooLarge(f"Image size is too large: {len(data)} bytes, the limit for Bytes is {IMAGE_BYTES_MAX}")
     return data
 
 
@@ -112,8 +106,7 @@ class S3Reader:
             try:
                 if length > S3_OBJECT_BYTES_MAX:
                     raise ImageTooLarge(
-                        f"Image size is too large: the S3 object has {length} bytes, the limit is "
-                        f"{S3_OBJECT_BYTES_MAX}"
+                        f"Image size is too large: the S3 object has {length} bytes, the limit is {S3_OBJECT_BYTES_MAX}"
                     )
                 # Read one byte past the limit so a wrong Content-Length cannot make us buffer more.
                 data: bytes = body.read(S3_OBJECT_BYTES_MAX + 1)

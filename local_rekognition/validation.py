@@ -53,9 +53,7 @@ def validate_input(operation: str, params: Any) -> None:
     """Raise Serialization or Validation unless ``params`` satisfies the operation's input shape."""
     shape = operation_model(operation).input_shape
     if not isinstance(params, dict):
-        raise Serialization(
-            "Start of structure or map found where not expected: the body must be a JSON object"
-        )
+        raise Serialization("Start of structure or map found where not expected: the body must be a JSON object")
     problems = list(_walk(params, shape, ""))
     if problems:
         count = len(problems)

@@ -534,6 +534,8 @@ class SearchUsersByImageJob(_Job):
             "MaxUsers": self.max_users,
             "QualityFilter": self.quality_filter.value,
         }
+
+
 class VideoFaceAttributes(StrEnum):
     """What each face of a video job carries: DEFAULT members, or ALL attributes."""
 

@@ -30,9 +30,7 @@ def shape_problems(value: Any, shape: Shape, *, wire: bool = False, path: str = 
     return problems
 
 
-def assert_output_conforms(
-    operation: OperationModel, response: dict[str, Any], *, wire: bool = False
-) -> None:
+def assert_output_conforms(operation: OperationModel, response: dict[str, Any], *, wire: bool = False) -> None:
     """Fail with every problem found when ``response`` does not match the operation's output shape."""
     body = {k: v for k, v in response.items() if k not in _SDK_MEMBERS} if not wire else response
     problems = shape_problems(body, operation.output_shape, wire=wire)

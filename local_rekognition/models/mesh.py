@@ -51,8 +51,9 @@ def crop_transform(face: FaceCandidate) -> tuple[npt.NDArray[np.float64], float]
 def face_mesh(image: RGBImage, face: FaceCandidate) -> FaceMesh:
     """Run the landmark model on the face's levelled crop and map its 478 points back to the photo."""
     matrix, side = crop_transform(face)
-    crop = cv2.warpAffine(image, matrix, (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT)
+    crop = cv2.warpAffine(
+        image, matrix, (MESH_INPUT_PX, MESH_INPUT_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
     tensor = (np.asarray(crop, dtype=np.float32) / np.float32(255.0))[None]
     outputs = _model().run(tensor)
     raw = outputs[0].reshape(-1, 3).astype(np.float64)

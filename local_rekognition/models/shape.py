@@ -40,4 +40,3 @@ def dlib_box(face: FaceCandidate) -> dlib.rectangle:
 def five_point_shape(image: RGBImage, face: FaceCandidate) -> dlib.full_object_detection:
     """dlib's five points for the face: outer and inner corner of each eye, then the base of the nose."""
     return _predictor.get()(image, dlib_box(face))
-

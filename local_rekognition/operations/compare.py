@@ -47,9 +47,7 @@ async def compare_faces(call: Call) -> dict[str, Any]:
             for similarity, face in scored
             if similarity >= threshold
         ],
-        "UnmatchedFaces": [
-            compared_face(face, width, height) for similarity, face in scored if similarity < threshold
-        ],
+        "UnmatchedFaces": [compared_face(face, width, height) for similarity, face in scored if similarity < threshold],
     }
 
 

@@ -27,9 +27,7 @@ async def index_faces(call: Call) -> dict[str, Any]:
     attributes = requested_attributes(params.get("DetectionAttributes"))
     quality_filter = params.get("QualityFilter", "AUTO")
     max_faces: int | None = params.get("MaxFaces")
-    image, faces = await services.analyze(
-        params["Image"], "Image", attributes=attributes, want_embeddings=True
-    )
+    image, faces = await services.analyze(params["Image"], "Image", attributes=attributes, want_embeddings=True)
 
     image_id = str(uuid.uuid4())
     records: list[dict[str, Any]] = []

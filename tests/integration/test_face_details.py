@@ -83,9 +83,11 @@ def test_emotions_are_the_eight_types_sorted_and_landmarks_the_thirty(where: str
     face = _largest(where, name)
 
     emotions = face.attributes["Emotions"]
-    assert {item["Type"] for item in emotions} == set(CLASSES) | set(NO_CLASS) == set(
-        service_model().shape_for("EmotionName").enum
-    ) - {"UNKNOWN"}
+    assert (
+        {item["Type"] for item in emotions}
+        == set(CLASSES) | set(NO_CLASS)
+        == set(service_model().shape_for("EmotionName").enum) - {"UNKNOWN"}
+    )
     confidences = [item["Confidence"] for item in emotions]
     assert confidences == sorted(confidences, reverse=True)
     assert sum(confidences) == pytest.approx(100.0, abs=0.01)

@@ -46,13 +46,8 @@ def test_collection_lifecycle(rekognition: Any) -> None:
     collection_id = f"life-{uuid.uuid4().hex[:8]}"
     created = rekognition.create_collection(CollectionId=collection_id)
     assert created["StatusCode"] == 200
-    assert (
-        created["CollectionArn"] == f"arn:aws:rekognition:us-east-1:000000000000:collection/{collection_id}"
-    )
-    assert (
-        error_code(rekognition.create_collection, CollectionId=collection_id)
-        == "ResourceAlreadyExistsException"
-    )
+    assert created["CollectionArn"] == f"arn:aws:rekognition:us-east-1:000000000000:collection/{collection_id}"
+    assert error_code(rekognition.create_collection, CollectionId=collection_id) == "ResourceAlreadyExistsException"
 
     described = rekognition.describe_collection(CollectionId=collection_id)
     assert described["FaceCount"] == 0
@@ -65,12 +60,8 @@ def test_collection_lifecycle(rekognition: Any) -> None:
 
     assert rekognition.delete_collection(CollectionId=collection_id)["StatusCode"] == 200
     assert collection_id not in rekognition.list_collections()["CollectionIds"]
-    assert (
-        error_code(rekognition.delete_collection, CollectionId=collection_id) == "ResourceNotFoundException"
-    )
-    assert (
-        error_code(rekognition.describe_collection, CollectionId=collection_id) == "ResourceNotFoundException"
-    )
+    assert error_code(rekognition.delete_collection, CollectionId=collection_id) == "ResourceNotFoundException"
+    assert error_code(rekognition.describe_collection, CollectionId=collection_id) == "ResourceNotFoundException"
 
 
 @pytest.mark.parametrize(
@@ -150,9 +141,7 @@ def test_list_faces_pages_and_filters(rekognition: Any, collection: str) -> None
         ids += [record["Face"]["FaceId"] for record in indexed["FaceRecords"]]
     # When listed two at a time with the SDK's own paginator
     pages = list(
-        rekognition.get_paginator("list_faces").paginate(
-            CollectionId=collection, PaginationConfig={"PageSize": 2}
-        )
+        rekognition.get_paginator("list_faces").paginate(CollectionId=collection, PaginationConfig={"PageSize": 2})
     )
     # Then every face comes exactly once, in FaceId order, and only the last page has no NextToken
     listed = [face["FaceId"] for page in pages for face in page["Faces"]]
@@ -231,9 +220,7 @@ def test_search_faces_finds_others_but_not_itself(rekognition: Any, collection: 
 
 def test_search_faces_honours_max_faces_and_ordering(rekognition: Any, collection: str) -> None:
     image = {"Bytes": big_and_small(grace_hopper())}
-    records = rekognition.index_faces(CollectionId=collection, Image=image, QualityFilter="NONE")[
-        "FaceRecords"
-    ]
+    records = rekognition.index_faces(CollectionId=collection, Image=image, QualityFilter="NONE")["FaceRecords"]
     rekognition.index_faces(CollectionId=collection, Image=photo())
     query = records[0]["Face"]["FaceId"]
     everything = rekognition.search_faces(CollectionId=collection, FaceId=query, FaceMatchThreshold=0)
@@ -255,9 +242,7 @@ def test_search_faces_by_image(rekognition: Any, collection: str) -> None:
     assert [match["Face"]["FaceId"] for match in result["FaceMatches"]] == [face_id]
     assert result["SearchedFaceBoundingBox"] == indexed["FaceRecords"][0]["Face"]["BoundingBox"]
     assert result["SearchedFaceConfidence"] > 50
-    code = error_code(
-        rekognition.search_faces_by_image, CollectionId=collection, Image={"Bytes": plain(300, 300)}
-    )
+    code = error_code(rekognition.search_faces_by_image, CollectionId=collection, Image={"Bytes": plain(300, 300)})
     assert code == "InvalidParameterException"
 
 
@@ -305,9 +290,7 @@ def test_parameters_outside_the_model_are_validation_errors(
 def test_concurrent_indexing_loses_no_face(rekognition: Any, collection: str) -> None:
     image = photo()
     with ThreadPoolExecutor(6) as pool:
-        results = list(
-            pool.map(lambda _: rekognition.index_faces(CollectionId=collection, Image=image), range(6))
-        )
+        results = list(pool.map(lambda _: rekognition.index_faces(CollectionId=collection, Image=image), range(6)))
     ids = {record["Face"]["FaceId"] for result in results for record in result["FaceRecords"]}
     assert len(ids) == 6
     assert rekognition.describe_collection(CollectionId=collection)["FaceCount"] == 6

@@ -21,9 +21,7 @@ def error_code(call: Any, **params: Any) -> str:
 
 
 def test_detect_faces_reads_the_object_from_s3(rekognition: Any, moto_s3_url: str, s3_bucket: str) -> None:
-    s3_client(moto_s3_url).put_object(
-        Bucket=s3_bucket, Key="people/grace.jpg", Body=grace_hopper().read_bytes()
-    )
+    s3_client(moto_s3_url).put_object(Bucket=s3_bucket, Key="people/grace.jpg", Body=grace_hopper().read_bytes())
     by_s3 = rekognition.detect_faces(Image={"S3Object": {"Bucket": s3_bucket, "Name": "people/grace.jpg"}})
     by_bytes = rekognition.detect_faces(Image={"Bytes": grace_hopper().read_bytes()})
     assert len(by_s3["FaceDetails"]) == 1
@@ -37,9 +35,7 @@ def test_a_given_version_is_the_one_read(rekognition: Any, moto_s3_url: str, s3_
     first = s3.put_object(Bucket=s3_bucket, Key="photo.jpg", Body=grace_hopper().read_bytes())["VersionId"]
     s3.put_object(Bucket=s3_bucket, Key="photo.jpg", Body=plain(200, 200))
     latest = rekognition.detect_faces(Image={"S3Object": {"Bucket": s3_bucket, "Name": "photo.jpg"}})
-    pinned = rekognition.detect_faces(
-        Image={"S3Object": {"Bucket": s3_bucket, "Name": "photo.jpg", "Version": first}}
-    )
+    pinned = rekognition.detect_faces(Image={"S3Object": {"Bucket": s3_bucket, "Name": "photo.jpg", "Version": first}})
     assert latest["FaceDetails"] == []
     assert len(pinned["FaceDetails"]) == 1
 
@@ -55,9 +51,7 @@ def test_missing_objects_and_buckets_are_invalid_s3_objects(rekognition: Any, s3
     )
 
 
-def test_a_missing_version_is_an_invalid_s3_object(
-    rekognition: Any, moto_s3_url: str, s3_bucket: str
-) -> None:
+def test_a_missing_version_is_an_invalid_s3_object(rekognition: Any, moto_s3_url: str, s3_bucket: str) -> None:
     s3 = s3_client(moto_s3_url)
     s3.put_bucket_versioning(Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=s3_bucket, Key="photo.jpg", Body=grace_hopper().read_bytes())

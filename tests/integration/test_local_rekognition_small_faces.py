@@ -61,8 +61,10 @@ def _shared_portraits() -> list[np.ndarray]:
 
 def _centres(details: list[dict[str, Any]], width: int, height: int) -> list[tuple[float, float]]:
     return [
-        ((d["BoundingBox"]["Left"] + d["BoundingBox"]["Width"] / 2) * width,
-         (d["BoundingBox"]["Top"] + d["BoundingBox"]["Height"] / 2) * height)
+        (
+            (d["BoundingBox"]["Left"] + d["BoundingBox"]["Width"] / 2) * width,
+            (d["BoundingBox"]["Top"] + d["BoundingBox"]["Height"] / 2) * height,
+        )
         for d in details
     ]
 
@@ -79,9 +81,7 @@ def test_40_px_faces_in_a_1080p_group_are_indexed_at_auto(
     rekognition.create_collection(CollectionId=collection)
     try:
         # When it is indexed with the default QualityFilter (AUTO)
-        result = rekognition.index_faces(
-            CollectionId=collection, Image={"Bytes": photo}, DetectionAttributes=["ALL"]
-        )
+        result = rekognition.index_faces(CollectionId=collection, Image={"Bytes": photo}, DetectionAttributes=["ALL"])
         # Then every face is indexed, none left out as SMALL_BOUNDING_BOX or EXTREME_POSE
         reasons = [face["Reasons"] for face in result["UnindexedFaces"]]
         assert len(result["FaceRecords"]) == len(places), reasons

@@ -12,8 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_configuration_tables_match_the_settings_classes() -> None:
     # The tables are printed from the classes; a field added without regenerating them fails here.
     printed = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "settings_table.py")], cwd=ROOT, capture_output=True, text=True,
-        check=True, env={"PATH": "", "PYTHONPATH": str(ROOT), "HOME": str(Path.home())},
+        [sys.executable, str(ROOT / "scripts" / "settings_table.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "", "PYTHONPATH": str(ROOT), "HOME": str(Path.home())},
     ).stdout
     readme = (ROOT / "README.md").read_text()
     for line in printed.splitlines():
