@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +21,20 @@ from tests.photos import grace_hopper
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
+def _free_port_pair() -> int:
+    """A port p with p and p + 1 free, below Linux's ephemeral range (32768 and up), where an outgoing connection
+    could take p + 1 between this check and the second worker's bind (seen once in a full run)."""
+    for base in random.sample(range(20000, 32000, 2), 200):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", base))
+                b.bind(("127.0.0.1", base + 1))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no two adjacent free ports in 20000-32000")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -32,7 +48,7 @@ def _alive(pid: int) -> bool:
 def test_stack_up_analyze_metrics_down(tmp_path: Path) -> None:
     # Given no Redis on the configured URL: the stack must start its own
     redis_url = f"redis://127.0.0.1:{free_port()}/0"
-    metrics_port = free_port()
+    metrics_port = _free_port_pair()
     env = isolated_environment(FACEQUEUE_REDIS_URL=redis_url)
     stack = [sys.executable, "-m", "worker.stack"]
     state_dir = tmp_path / "stack"
