@@ -323,6 +323,8 @@ def producer_from_s3() -> None:
     )
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     record("producer: photos from S3 / result rows", f"{len(urls)} / {len(rows)}")
+    record("producer: Rekognition ms per row", [r.get("rekognition_ms") for r in rows])
+    log("producer stderr:\n" + (proc.stderr or "")[-1500:])
     failed = [r.get("error") for r in rows if r.get("status") != "succeeded"]
     faces = sum(len((r.get("response") or {}).get("FaceDetails", [])) for r in rows)
     record("producer: faces found", faces)
@@ -420,6 +422,24 @@ def flower() -> None:
     check(len(online) >= WORKERS - 1, f"Flower sees the live workers ({sorted(online)})")
 
 
+def stop_each() -> None:
+    """Stop every running container as `docker stop` does (SIGTERM, then SIGKILL after 70 s); each must exit on
+    SIGTERM, well before the KILL, or every `docker compose down` and rolling update waits out the grace period."""
+    # In the order `down` stops them: those that use a service before the service itself.
+    order = ["producer", "flower", "worker", "local-rekognition", "minio", "redis"]
+
+    def rank(name: str) -> int:
+        return next((i for i, service in enumerate(order) if f"_{service}_" in name), len(order))
+
+    for name in sorted(containers(all_states=False), key=rank):
+        started = time.monotonic()
+        podman("stop", "-t", "70", name, check_rc=False)
+        took = time.monotonic() - started
+        code = podman("inspect", name, "--format", "{{.State.ExitCode}}").stdout.strip()
+        record(f"stopped after (s): {name}", f"{took:.1f} (exit {code})")
+        check(code != "137" and took < 60, f"{name} exits on SIGTERM (exit {code} after {took:.1f} s)")
+
+
 def down() -> None:
     """`down -v`, then nothing of the project may be left: containers, volumes, network."""
     # --remove-orphans: podman-compose's down forgets replicas that `up --scale` added (Docker Compose's does not).
@@ -463,6 +483,8 @@ def main() -> int:
             kill_mid_batch()
         with phase("flower"):
             flower()
+        with phase("stop"):
+            stop_each()
     except Exception as exc:  # any failure still goes through down() and the summary
         failures.append(f"{type(exc).__name__}: {exc}")
         log(f"FAILED: {exc}")
