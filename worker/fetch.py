@@ -20,8 +20,10 @@ from typing import Any
 TAKE_SCRIPT = """
 -- KEYS[1] unacked hash, KEYS[2] unacked index, KEYS[3..] the queue keys in the order to try.
 -- ARGV[1] the time to index the message at, ARGV[2] the largest entry worth decoding.
+-- The entry is read, recorded, and only then popped: a write Redis refuses (out of memory on Redis 6) aborts the
+-- script before the pop, leaving the message queued rather than popped and lost.
 for i = 3, #KEYS do
-  local item = redis.call('RPOP', KEYS[i])
+  local item = redis.call('LINDEX', KEYS[i], -1)
   if item then
     local tag = false
     if #item <= tonumber(ARGV[2]) then
@@ -40,6 +42,7 @@ for i = 3, #KEYS do
         end
       end
     end
+    redis.call('RPOP', KEYS[i])
     return {KEYS[i], item, tag}
   end
 end

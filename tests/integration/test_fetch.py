@@ -97,3 +97,25 @@ def test_an_idle_worker_is_woken_by_redis_when_a_job_arrives(
     assert [r.status for r in outcomes] == [JobStatus.SUCCEEDED] * 3
     assert "CLIENT TRACKING" not in worker.output()
     fq.close()
+
+
+def test_a_take_redis_refuses_to_record_leaves_the_message_queued(redis_url: str, redis_client: redis.Redis) -> None:
+    # Given a queued kombu message, and a Redis user that may pop the queue but not write kombu's unacked keys
+    # (an ACL written before the unacked pattern, or a Redis refusing writes)
+    name = f"take-{uuid.uuid4().hex[:8]}"
+    with Connection(redis_url) as conn:
+        queue = Queue(name, Exchange(name), routing_key=name)
+        conn.Producer().publish({"job": 1}, exchange=queue.exchange, routing_key=name, declare=[queue])
+    user, password = f"take-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    redis_client.execute_command("ACL", "SETUSER", user, "on", f">{password}", f"~{name}", "+@all")
+    limited = redis.Redis.from_url(redis_url.replace("redis://", f"redis://{user}:{password}@"))
+    try:
+        # When it tries to take the message
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            _take(limited, f"{name}:unacked", f"{name}:unacked_index", name)
+        # Then Redis refused the take whole: the message is still queued, not popped and lost
+        assert redis_client.llen(name) == 1
+    finally:
+        limited.close()
+        redis_client.acl_deluser(user)
+        redis_client.delete(name)
