@@ -9,19 +9,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, MAX_JOBS_PER_MESSAGE, signing_conf
 
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix="FACEQUEUE_",
+    env_file=".env",
+    extra="ignore",
+    frozen=True,
+    use_attribute_docstrings=True,
+    # A value that fails validation is not quoted in the error: it may be a URL with the Redis password in it.
+    hide_input_in_errors=True,
+)
+"""How producers and workers read their settings: FACEQUEUE_* variables, then .env."""
+
 
 class ProducerSettings(BaseSettings):
     """Settings of the facequeue client and CLI (environment prefix FACEQUEUE_, `.env` supported)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FACEQUEUE_",
-        env_file=".env",
-        extra="ignore",
-        frozen=True,
-        use_attribute_docstrings=True,
-        # A value that fails validation is not quoted in the error: it may be a URL with the Redis password in it.
-        hide_input_in_errors=True,
-    )
+    model_config = SETTINGS_CONFIG
 
     # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.
     redis_url: RedisDsn = Field(default=RedisDsn("redis://127.0.0.1:6379/0"), repr=False)

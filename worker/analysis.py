@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -15,6 +16,8 @@ from redis.exceptions import RedisError
 from producer.contract import (
     BlobImage,
     CompareFacesJob,
+    FaceDetectionVideoJob,
+    FaceSearchVideoJob,
     Job,
     JobError,
     JobStatus,
@@ -298,11 +301,35 @@ async def run_job(
     except Exception as exc:  # the worker never dies on a bad job: an unforeseen error is still a result
         failure = classify(exc)
         error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
-    finished_at = utcnow()
-    metrics.JOBS.labels(job.operation.value, "failed" if error else "succeeded").inc()
     if cached:
         metrics.CACHE_HITS.labels(job.operation.value).inc()
-    envelope = ResultEnvelope(
+    envelope = envelope_for(
+        job,
+        started_at,
+        attempts=outcome.attempts,
+        rekognition_ms=outcome.rekognition_ms,
+        worker=deps.worker,
+        response=response,
+        error=error,
+        cached=cached,
+    )
+    return envelope, (outcome.cache_entry if error is None else None)
+
+
+def envelope_for(
+    job: Job | FaceDetectionVideoJob | FaceSearchVideoJob,
+    started_at: datetime,
+    *,
+    attempts: int,
+    rekognition_ms: float,
+    worker: str,
+    response: dict[str, Any] | None = None,
+    error: JobError | None = None,
+    cached: bool = False,
+) -> ResultEnvelope:
+    """A job's result envelope, finished now, counted in the jobs metric."""
+    metrics.JOBS.labels(job.operation.value, "failed" if error else "succeeded").inc()
+    return ResultEnvelope(
         job_id=job.job_id,
         batch_id=job.batch_id,
         operation=job.operation.value,
@@ -310,16 +337,15 @@ async def run_job(
         label=job.label,
         response=response,
         error=error,
-        attempts=outcome.attempts,
+        attempts=attempts,
         cached=cached,
         submitted_at=job.submitted_at,
         started_at=started_at,
-        finished_at=finished_at,
+        finished_at=utcnow(),
         queue_wait_ms=max(0.0, (started_at - job.submitted_at).total_seconds() * 1000),
-        rekognition_ms=round(outcome.rekognition_ms, 3),
-        worker=deps.worker or None,
+        rekognition_ms=round(rekognition_ms, 3),
+        worker=worker or None,
     )
-    return envelope, (outcome.cache_entry if error is None else None)
 
 
 async def _request_with_transient_retries(job: Job, deps: Deps, reads: JobReads) -> dict[str, Any]:

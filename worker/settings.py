@@ -11,23 +11,16 @@ import sys
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, RedisDsn, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, signing_conf
+from producer.settings import SETTINGS_CONFIG
 
 
 class WorkerSettings(BaseSettings):
     """Settings of a facequeue worker process (environment prefix FACEQUEUE_, `.env` supported)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FACEQUEUE_",
-        env_file=".env",
-        extra="ignore",
-        frozen=True,
-        use_attribute_docstrings=True,
-        # A value that fails validation is not quoted in the error: it may be a URL with the Redis password in it.
-        hide_input_in_errors=True,
-    )
+    model_config = SETTINGS_CONFIG
 
     # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.
     redis_url: RedisDsn = Field(default=RedisDsn("redis://127.0.0.1:6379/0"), repr=False)

@@ -22,12 +22,10 @@ from producer.contract import (
     FaceDetectionVideoJob,
     FaceSearchVideoJob,
     JobError,
-    JobStatus,
     ResultEnvelope,
     utcnow,
 )
-from worker import metrics
-from worker.analysis import CallOutcome, Deps, classify, with_retries
+from worker.analysis import CallOutcome, Deps, classify, envelope_for, with_retries
 from worker.errors import PermanentError, ShuttingDown
 from worker.publish import Publisher
 
@@ -67,35 +65,6 @@ class Continuation(BaseModel):
         """How long to wait before the next poll."""
         base = min(POLL_CAP_S, FIRST_POLL_S * POLL_GROWTH**self.polls)
         return base * random.uniform(0.8, 1.2)
-
-
-def _envelope(
-    job: VideoJob,
-    started_at: datetime,
-    *,
-    calls: int,
-    rekognition_ms: float,
-    worker: str,
-    response: dict[str, Any] | None = None,
-    error: JobError | None = None,
-) -> ResultEnvelope:
-    metrics.JOBS.labels(job.operation.value, "failed" if error else "succeeded").inc()
-    return ResultEnvelope(
-        job_id=job.job_id,
-        batch_id=job.batch_id,
-        operation=job.operation.value,
-        status=JobStatus.FAILED if error else JobStatus.SUCCEEDED,
-        label=job.label,
-        response=response,
-        error=error,
-        attempts=calls,
-        submitted_at=job.submitted_at,
-        started_at=started_at,
-        finished_at=utcnow(),
-        queue_wait_ms=max(0.0, (started_at - job.submitted_at).total_seconds() * 1000),
-        rekognition_ms=round(rekognition_ms, 3),
-        worker=worker or None,
-    )
 
 
 def _check_allowed(job: VideoJob, allowed: list[str]) -> None:
@@ -145,10 +114,10 @@ async def start(job: VideoJob, payload: Any, deps: Deps, publisher: Publisher) -
     except Exception as exc:  # a bad video or collection is a result, never a dead worker
         failure = classify(exc)
         error = JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
-        envelope = _envelope(
+        envelope = envelope_for(
             job,
             started_at,
-            calls=outcome.attempts,
+            attempts=outcome.attempts,
             rekognition_ms=outcome.rekognition_ms,
             worker=deps.worker,
             error=error,
@@ -216,10 +185,10 @@ async def poll(
     except Exception as exc:
         failure = classify(exc)
         response, error = None, JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
-    envelope = _envelope(
+    envelope = envelope_for(
         job,
         continuation.started_at,
-        calls=continuation.calls + outcome.attempts,
+        attempts=continuation.calls + outcome.attempts,
         rekognition_ms=continuation.rekognition_ms + outcome.rekognition_ms,
         worker=deps.worker,
         response=response,
