@@ -9,7 +9,7 @@ export FACEQUEUE_REDIS_URL
 # Photos for the demo: portraits that ship inside wheels, plus the project's shared set when it is beside us.
 PHOTOS ?= $(shell $(BIN)/python -m producer.demo_photos 2>/dev/null)
 
-.PHONY: install demo test lint stack-up stack-down bench clean compose-test
+.PHONY: install demo test test-lowest lint stack-up stack-down bench clean compose-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,20 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# The broker layer's tests on the lowest kombu and Celery that pyproject.toml admits, in a venv of their own; the
+# main venv holds the highest (docs/dependencies.md).
+LOWEST := .venv-lowest
+BROKER_TESTS := tests/unit/test_kombu_internals.py tests/integration/test_fetch.py \
+	tests/integration/test_reliability.py tests/integration/test_hostile_queue_entries.py
+test-lowest: install
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(BIN)/python scripts/lowest_pins.py > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python -m pip install --quiet -e '.[dev]' -c $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip check
+	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(kombu|celery) '
+	$(LOWEST)/bin/python -m pytest $(BROKER_TESTS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check producer worker local_rekognition tests bench scripts
 	$(BIN)/ruff format --check producer worker local_rekognition tests bench scripts
@@ -61,4 +75,4 @@ stack-down:
 	$(BIN)/facequeue-stack down
 
 clean:
-	rm -rf $(VENV) .stack .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LOWEST) .stack .pytest_cache .mypy_cache .ruff_cache *.egg-info
