@@ -1,4 +1,4 @@
-"""`facequeue watch SOURCE`: the command around producer/live.py's Watcher."""
+"""`facequeue watch SOURCE`: the command around producer/cli/show/live.py's Watcher."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.console import Console
 
+from producer.cli.show.live import Event, SourceUnavailable, Watcher, describe
 from producer.client import FaceQueue
-from producer.live import Event, SourceUnavailable, Watcher, describe
 
 
 def cmd_watch(fq: FaceQueue, args: argparse.Namespace, err: Console) -> int:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from producer import jobs
+from producer.cli.show.live_tracks import Box, Track, Tracker, box_of
 from producer.client import FaceQueue
 from producer.contract import JobStatus, ResultEnvelope, result_key
-from producer.live_tracks import Box, Track, Tracker, box_of
 
 Event = dict[str, Any]
 

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from producer.cli.show.hints import hint
 from producer.client import FaceQueue
 from producer.contract import JobStatus, ResultEnvelope
-from producer.hints import hint
 from producer.video import FaceRow, appearances, face_detection, face_rows, face_search
 from producer.watch import WorkerCheck, follow
 
@@ -102,7 +102,7 @@ def cmd_video(fq: FaceQueue, args: argparse.Namespace, out: Console, err: Consol
     else:
         out.print(summary_table(envelope, rows))
     if args.annotate:
-        from producer.video_annotate import annotate_video
+        from producer.cli.show.video_annotate import annotate_video
 
         written = annotate_video(args.video, envelope, Path(args.annotate))
         err.print(f"annotated: {written}", markup=False, highlight=False)

@@ -26,13 +26,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from producer import jobs, live_cli, video_cli
-from producer.annotate import AnnotationSkipped, Annotator, compare_picture, load_upright, save
+from producer import jobs
+from producer.cli import live as live_cli
+from producer.cli import video as video_cli
+from producer.cli.show.annotate import AnnotationSkipped, Annotator, compare_picture, load_upright, save
+from producer.cli.show.hints import explain, hint
+from producer.cli.show.progress import BatchDisplay, Tally
+from producer.cli.show.render import FORMATS, Renderer, summary
 from producer.client import FaceQueue, UnknownBatchError, stream_entries
 from producer.contract import DEFAULT_RESULTS_STREAM, JobStatus, ResultEnvelope, new_id
-from producer.hints import explain, hint
-from producer.progress import BatchDisplay, Tally
-from producer.render import FORMATS, Renderer, summary
 from producer.settings import ProducerSettings
 from producer.watch import NoWorkersError, WorkerCheck, follow
 
@@ -446,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     # Imported here, not at the top: cli_people builds on this module's helpers, so it loads after this module.
-    from producer import cli_people
+    from producer.cli import people as cli_people
 
     cli_people.add_commands(sub, common, progress)
     video_cli.add_parser(sub, common)

@@ -12,8 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from producer import jobs, people
-from producer.annotate import Annotator
-from producer.cli import (
+from producer.cli.app import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
@@ -26,6 +25,7 @@ from producer.cli import (
     prepare_each,
     watch_batch,
 )
+from producer.cli.show.annotate import Annotator
 from producer.client import FaceQueue
 from producer.contract import JobStatus, validate_collection_id
 
