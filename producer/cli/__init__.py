@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from producer.cli.app import main
+from collections.abc import Iterable
 
-__all__ = ["main"]
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """Run the `facequeue` command; return its exit code."""
+    from producer.cli.app import run
+
+    return run(argv)
