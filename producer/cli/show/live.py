@@ -60,7 +60,7 @@ def open_source(source: str) -> tuple[Any, bool]:
     try:
         import cv2
     except ImportError:
-        raise SourceUnavailable("watch needs OpenCV: pip install 'facequeue[local]'") from None
+        raise SourceUnavailable("watch needs OpenCV: pip install 'facequeue[cli]'") from None
     is_file = not source.isdigit() and "://" not in source
     capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
     if not capture.isOpened():
