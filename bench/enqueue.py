@@ -17,8 +17,8 @@ from _stack import redis_server
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
+from producer.cli.demo_photos import demo_photos
 from producer.contract import TASK_NAMES, queue_for
-from producer.demo_photos import demo_photos
 
 
 def main() -> None:

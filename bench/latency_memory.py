@@ -23,7 +23,7 @@ from _stack import aws_env, celery_worker, redis_server, standin, wait
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
-from producer.demo_photos import demo_photos
+from producer.cli.demo_photos import demo_photos
 
 
 def _hwm_mb(pid: int) -> float:

@@ -26,7 +26,7 @@ import boto3
 from botocore.config import Config
 from PIL import Image
 
-from producer.demo_photos import demo_photos
+from producer.cli.demo_photos import demo_photos
 
 
 def _photos_640() -> list[bytes]:

@@ -28,8 +28,8 @@ from _stack import aws_env, celery_worker, redis_server, standin, standin_stats
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
+from producer.cli.demo_photos import demo_photos
 from producer.contract import result_key
-from producer.demo_photos import demo_photos
 
 
 @dataclass

@@ -19,8 +19,8 @@ from _stack import aws_env, celery_worker, redis_server, standin, standin_stats
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
+from producer.cli.demo_photos import demo_photos
 from producer.contract import TASK_NAMES, Operation
-from producer.demo_photos import demo_photos
 
 
 def run(name: str, args: argparse.Namespace, photo: bytes, use_limiter: bool) -> tuple[str, dict[str, float], float]:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import aws_env, celery_worker, redis_server  # noqa: E402 - needs the paths first
 
 from producer import FaceQueue, ProducerSettings  # noqa: E402
-from producer.live import Watcher  # noqa: E402
+from producer.cli.show.live import Watcher  # noqa: E402
 from tests import clips  # noqa: E402
 from tests.mjpeg import mjpeg_stream  # noqa: E402
 from tests.photos import grace_hopper  # noqa: E402

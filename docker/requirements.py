@@ -29,7 +29,7 @@ def requirements(pyproject: Path, extras: list[str]) -> list[str]:
         if extra not in optional:
             raise SystemExit(f"{pyproject}: no extra named {extra!r} (have: {', '.join(sorted(optional))})")
         for requirement in optional[extra]:
-            # `all = ["facequeue[worker,local]"]` names the project itself: install its extras, not the project.
+            # `all = ["facequeue[cli,worker,local]"]` names the project itself: install its extras, not the project.
             own = re.fullmatch(rf"{re.escape(name)}\[([^\]]+)\]", requirement.replace(" ", ""))
             if own:
                 pending += own.group(1).split(",")

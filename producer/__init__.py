@@ -1,7 +1,8 @@
-"""facequeue's client side: the wire contract, the FaceQueue client and the `facequeue` command.
+"""facequeue's client library: the wire contract, the FaceQueue client, job builders and settings.
 
 Names load on first use, so `from producer.contract import ...` (what a worker or a consumer needs) does not pull
-in the client's Redis and Celery machinery.
+in the client's Redis and Celery machinery. The `facequeue` command lives apart in producer/cli/ (the cli extra):
+it imports this library, never the other way round.
 """
 
 from __future__ import annotations

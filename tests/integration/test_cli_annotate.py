@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from producer.annotate import FACE, MATCH, SOURCE, pixel_box
+from producer.cli.show.annotate import FACE, MATCH, SOURCE, pixel_box
 from tests.fixtures.aws import s3_client
 from tests.fixtures.workers import WorkerProcess
 from tests.integration.clirun import blocked_modules, cli_env, json_lines, run_cli

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from producer.export import COLUMNS
+from producer.cli.show.export import COLUMNS
 from tests.fixtures.workers import WorkerProcess
 from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli
 from tests.photos import grace_hopper

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from producer.annotate import (
+from producer.cli.show.annotate import (
     COMPARE_HEIGHT_PX,
     FACE,
     LANDMARK,

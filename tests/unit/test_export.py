@@ -7,8 +7,8 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
+from producer.cli.show.export import COLUMNS, CsvWriter, rows
 from producer.contract import JobError, JobStatus, ResultEnvelope
-from producer.export import COLUMNS, CsvWriter, rows
 
 DETAIL = {
     "BoundingBox": {"Left": 0.1, "Top": 0.2, "Width": 0.3, "Height": 0.4},

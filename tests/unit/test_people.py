@@ -7,10 +7,10 @@ from typing import Any
 from PIL import Image
 
 from producer import people
-from producer.annotate import MATCH, NO_MATCH, annotate, pixel_box
+from producer.cli.show.annotate import MATCH, NO_MATCH, annotate, pixel_box
+from producer.cli.show.export import COLUMNS, rows
+from producer.cli.show.render import summary
 from producer.contract import JobError
-from producer.export import COLUMNS, rows
-from producer.render import summary
 from tests.unit.test_annotate import BOX, edge_pixels
 from tests.unit.test_export import envelope
 

@@ -1,4 +1,4 @@
-"""`facequeue watch SOURCE`: the command around producer/live.py's Watcher."""
+"""`facequeue watch SOURCE`: the command around producer/cli/show/live.py's Watcher."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import argparse
 import json
 import statistics
 import sys
-from typing import Any
 
-from rich.console import Console
-
+from producer.cli.common import Subcommands, add_debug, err
+from producer.cli.show.live import Event, SourceUnavailable, Watcher, describe
 from producer.client import FaceQueue
-from producer.live import Event, SourceUnavailable, Watcher, describe
 
 
-def cmd_watch(fq: FaceQueue, args: argparse.Namespace, err: Console) -> int:
+def cmd_watch(fq: FaceQueue, args: argparse.Namespace) -> int:
     """Watch a live source until it ends, --duration passes or Ctrl-C; print events as lines or JSON lines."""
 
     def emit(event: Event) -> None:
@@ -41,9 +39,9 @@ def cmd_watch(fq: FaceQueue, args: argparse.Namespace, err: Console) -> int:
     return 0
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add the `watch` command to the CLI's subcommands."""
-    p: argparse.ArgumentParser = sub.add_parser(
+def register(sub: Subcommands) -> None:
+    """Add the `watch` command to the `facequeue` parser."""
+    p = sub.add_parser(
         "watch", help="faces in a live source (camera index, RTSP/HTTP MJPEG URL, video file) as track events"
     )
     p.add_argument("source", help="0 (camera), rtsp://..., http://.../stream.mjpg, or a video file")
@@ -54,5 +52,5 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--result-timeout", type=float, default=60.0, help="at the end, seconds to wait for pending results")
     p.add_argument("--format", choices=["lines", "jsonl"], default="lines")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-    return p
+    add_debug(p)
+    p.set_defaults(func=cmd_watch)

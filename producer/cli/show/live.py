@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from producer import jobs
+from producer.cli.show.live_tracks import Box, Track, Tracker, box_of
 from producer.client import FaceQueue
 from producer.contract import JobStatus, ResultEnvelope, result_key
-from producer.live_tracks import Box, Track, Tracker, box_of
 
 Event = dict[str, Any]
 
@@ -60,7 +60,7 @@ def open_source(source: str) -> tuple[Any, bool]:
     try:
         import cv2
     except ImportError:
-        raise SourceUnavailable("watch needs OpenCV: pip install 'facequeue[local]'") from None
+        raise SourceUnavailable("watch needs OpenCV: pip install 'facequeue[cli]'") from None
     is_file = not source.isdigit() and "://" not in source
     capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
     if not capture.isOpened():

@@ -19,8 +19,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from producer.cli.show.export import top_emotion
 from producer.contract import JobStatus, ResultEnvelope
-from producer.export import top_emotion
 
 Colour = tuple[int, int, int]
 

@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from producer.cli.show.export import CsvWriter
 from producer.contract import JobStatus, ResultEnvelope
-from producer.export import CsvWriter
 from producer.people import UNKNOWN
 
 FORMATS = ("table", "jsonl", "csv")

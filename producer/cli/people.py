@@ -12,20 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from producer import jobs, people
-from producer.annotate import Annotator
-from producer.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    UsageError,
-    _one,
-    _output,
-    _print_one,
-    _submit,
-    err,
-    expand_images,
-    prepare_each,
-    watch_batch,
-)
+from producer.cli.batch import one, print_one, submit, watch_batch
+from producer.cli.common import EXIT_FAILED, EXIT_OK, Subcommands, UsageError, add_common, add_progress, err, output
+from producer.cli.inputs import expand_images, prepare_each
+from producer.cli.show.annotate import Annotator
 from producer.client import FaceQueue
 from producer.contract import JobStatus, validate_collection_id
 
@@ -49,24 +39,24 @@ def cmd_enrol(fq: FaceQueue, args: argparse.Namespace) -> int:
     if not indexing:
         _report_enrolment(enrolment, args)
         return EXIT_FAILED
-    batch = _submit(fq, indexing, args)
+    batch = submit(fq, indexing, args)
     annotator = Annotator(args.annotate, dict(zip(batch.job_ids, photos, strict=True))) if args.annotate else None
     watch_batch(fq, batch.batch_id, args, annotator=annotator)
     people.read_indexed(
         enrolment, {photo: fq.get_result(job_id) for photo, job_id in zip(photos, batch.job_ids, strict=True)}
     )
     if enrolment.faces:
-        problem = people.user_created(_one(fq, jobs.create_user(cid, person), args))
+        problem = people.user_created(one(fq, jobs.create_user(cid, person), args))
         if problem is not None:
             enrolment.left_out.update({photo: problem for photo in enrolment.faces.values()})
         else:
             for prepared in people.association_jobs(enrolment, cid, args.threshold):
                 face_ids = prepared.job.face_ids  # type: ignore[union-attr]
-                people.read_associated(enrolment, _one(fq, prepared, args), face_ids)
+                people.read_associated(enrolment, one(fq, prepared, args), face_ids)
         stray = people.stray_faces(enrolment)
         if stray:
             # Faces that joined nobody would linger in the collection and turn up in SearchFaces: remove them.
-            _one(fq, jobs.delete_faces(cid, stray), args)
+            one(fq, jobs.delete_faces(cid, stray), args)
     _report_enrolment(enrolment, args)
     return EXIT_OK if enrolment.associated and not enrolment.left_out else EXIT_FAILED
 
@@ -102,7 +92,7 @@ def cmd_identify(fq: FaceQueue, args: argparse.Namespace) -> int:
         ),
         args,
     )
-    batch = _submit(fq, prepared, args)
+    batch = submit(fq, prepared, args)
     annotator = Annotator(args.annotate, dict(zip(batch.job_ids, photos, strict=True))) if args.annotate else None
     return watch_batch(fq, batch.batch_id, args, annotator=annotator)
 
@@ -113,16 +103,16 @@ def cmd_users(fq: FaceQueue, args: argparse.Namespace) -> int:
     if args.action == "delete":
         if not args.user_ids:
             raise UsageError("users delete needs the user ids to delete")
-        codes = [_print_one(_one(fq, jobs.delete_user(cid, user_id), args), args) for user_id in args.user_ids]
+        codes = [print_one(one(fq, jobs.delete_user(cid, user_id), args), args) for user_id in args.user_ids]
         return max(codes)
     if args.user_ids:
         raise UsageError("users list takes no user ids")
     users: list[dict[str, Any]] = []
     token = None
     while True:
-        envelope = _one(fq, jobs.list_users(cid, next_token=token), args)
+        envelope = one(fq, jobs.list_users(cid, next_token=token), args)
         if envelope.status is JobStatus.FAILED:
-            return _print_one(envelope, args)
+            return print_one(envelope, args)
         response = envelope.response or {}
         users += response.get("Users", [])
         token = response.get("NextToken")
@@ -133,7 +123,7 @@ def cmd_users(fq: FaceQueue, args: argparse.Namespace) -> int:
 
 
 def _print_users(users: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    with _output(args) as stream:
+    with output(args) as stream:
         if args.format == "jsonl":
             for user in users:
                 stream.write(json.dumps(user) + "\n")
@@ -149,7 +139,7 @@ def _print_users(users: list[dict[str, Any]], args: argparse.Namespace) -> None:
     err.print(f"{len(users)} user(s) in {args.collection_id}", markup=False, highlight=False)
 
 
-def add_commands(sub: Any, common: Any, progress: Any) -> None:
+def register(sub: Subcommands) -> None:
     """Add enrol, identify and users to the `facequeue` parser."""
     p = sub.add_parser("enrol", help="enrol PERSON in COLLECTION from photos of them (a user with their faces)")
     p.add_argument("collection_id")
@@ -163,8 +153,8 @@ def add_commands(sub: Any, common: Any, progress: Any) -> None:
     )
     p.add_argument("--annotate", metavar="DIR", type=Path, help="draw the indexed faces on each photo into DIR")
     p.add_argument("--report", metavar="FILE", help="write the enrolment (associated, left out and why) as JSON")
-    common(p)
-    progress(p)
+    add_common(p)
+    add_progress(p)
     p.set_defaults(func=cmd_enrol)
 
     p = sub.add_parser("identify", help="who is in each photo: SearchUsersByImage against COLLECTION's users")
@@ -173,13 +163,13 @@ def add_commands(sub: Any, common: Any, progress: Any) -> None:
     p.add_argument("--threshold", type=float, default=80.0, help="least similarity to name a person (default 80)")
     p.add_argument("--max-users", type=int, default=5, help="matching users to return per photo")
     p.add_argument("--annotate", metavar="DIR", type=Path, help="write each photo with name and similarity into DIR")
-    common(p)
-    progress(p)
+    add_common(p)
+    add_progress(p)
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("users", help="a collection's users: list, or delete (their faces stay)")
     p.add_argument("action", choices=["list", "delete"])
     p.add_argument("collection_id")
     p.add_argument("user_ids", nargs="*")
-    common(p)
+    add_common(p)
     p.set_defaults(func=cmd_users)

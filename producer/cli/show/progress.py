@@ -27,9 +27,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from producer.cli.show.hints import hint
 from producer.client import BatchProgress
 from producer.contract import JobStatus, ResultEnvelope
-from producer.hints import hint
 
 _FACE_OPERATIONS = {"DetectFaces", "IndexFaces"}
 _MATCH_OPERATIONS = {"SearchFacesByImage", "CompareFaces"}

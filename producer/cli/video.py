@@ -11,17 +11,16 @@ import csv
 import dataclasses
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from producer.cli.common import Subcommands, add_common, err, out, output
+from producer.cli.show.hints import hint
 from producer.client import FaceQueue
 from producer.contract import JobStatus, ResultEnvelope
-from producer.hints import hint
 from producer.video import FaceRow, appearances, face_detection, face_rows, face_search
 from producer.watch import WorkerCheck, follow
 
@@ -58,7 +57,7 @@ def summary_table(envelope: ResultEnvelope, rows: list[FaceRow]) -> Table:
     return table
 
 
-def _wait(fq: FaceQueue, batch_id: str, timeout_s: float | None, err: Console) -> ResultEnvelope:
+def _wait(fq: FaceQueue, batch_id: str, timeout_s: float | None) -> ResultEnvelope:
     """The job's envelope; a status line on stderr while Rekognition works (it reports no percentage)."""
     check = WorkerCheck.for_queue(fq)
     started = time.monotonic()
@@ -75,7 +74,7 @@ def _wait(fq: FaceQueue, batch_id: str, timeout_s: float | None, err: Console) -
     raise TimeoutError(f"the video job of batch {batch_id} left no result")
 
 
-def cmd_video(fq: FaceQueue, args: argparse.Namespace, out: Console, err: Console, output: Callable[..., Any]) -> int:
+def cmd_video(fq: FaceQueue, args: argparse.Namespace) -> int:
     """Submit a face detection (or --search) job on a stored video; with --wait, summarise and export."""
     if args.search:
         prepared = face_search(args.video, args.search, face_match_threshold=args.threshold)
@@ -87,7 +86,7 @@ def cmd_video(fq: FaceQueue, args: argparse.Namespace, out: Console, err: Consol
     if not (args.wait or args.annotate):
         err.print(f"follow it with: facequeue results {handle.job_id}", markup=False, highlight=False)
         return 0
-    envelope = _wait(fq, handle.batch_id, args.timeout, err)
+    envelope = _wait(fq, handle.batch_id, args.timeout)
     if envelope.status is JobStatus.FAILED:
         assert envelope.error is not None
         err.print(f"facequeue: {envelope.error.code}: {envelope.error.message}", markup=False, highlight=False)
@@ -102,15 +101,15 @@ def cmd_video(fq: FaceQueue, args: argparse.Namespace, out: Console, err: Consol
     else:
         out.print(summary_table(envelope, rows))
     if args.annotate:
-        from producer.video_annotate import annotate_video
+        from producer.cli.show.video_annotate import annotate_video
 
         written = annotate_video(args.video, envelope, Path(args.annotate))
         err.print(f"annotated: {written}", markup=False, highlight=False)
     return 0
 
 
-def add_parser(sub: Any, common: Callable[..., None]) -> None:
-    """Add the `video` command to the CLI's subcommands."""
+def register(sub: Subcommands) -> None:
+    """Add the `video` command to the `facequeue` parser."""
     p = sub.add_parser("video", help="faces in a stored video (s3://bucket/clip.mp4): detection, or --search")
     p.add_argument("video", help="s3://bucket/key of an H.264 MP4 or MOV")
     p.add_argument("--search", metavar="COLLECTION", help="search the video's faces in this collection")
@@ -120,4 +119,5 @@ def add_parser(sub: Any, common: Callable[..., None]) -> None:
     )
     p.add_argument("--wait", action="store_true", help="wait, then print who was seen when (and export rows)")
     p.add_argument("--annotate", metavar="OUT.mp4", help="write the clip with boxes and names drawn (waits)")
-    common(p)
+    add_common(p)
+    p.set_defaults(func=cmd_video)

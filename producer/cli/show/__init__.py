@@ -1,0 +1,1 @@
+"""What the `facequeue` command shows: tables, progress, hints, exports, annotated pictures and the live view."""
