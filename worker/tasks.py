@@ -11,7 +11,7 @@ from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
 from producer.contract import TASK_NAMES, Operation
-from worker import metrics, prefetch
+from worker import broker, metrics
 from worker.app import app
 from worker.errors import ShuttingDown
 from worker.process import dead_letter_refused, process, process_many
@@ -74,7 +74,7 @@ def _shell(operation: Operation) -> Task:
         except RedisError as exc:
             return _after_redis_error(runtime, job, operation, task_id, exc)
         finally:
-            prefetch.on_finished(task_id)
+            broker.on_finished(task_id)
 
     run.__name__ = run.__qualname__ = TASK_NAMES[operation].rpartition(".")[2]
     run.__doc__ = f"Run a {operation.value} job (a JSON object of the facequeue contract), or a list of them."

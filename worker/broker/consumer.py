@@ -1,9 +1,9 @@
-"""Celery's consumer, keeping what it refuses as evidence: the same bounded dead letter worker/transport.py keeps.
+"""Celery's consumer, keeping what it refuses as evidence: the same bounded dead letter transport.py keeps.
 
 Celery logs and drops a message it will not run (unsigned or foreign-signed in signed mode, a serializer it does
 not accept, a task name nobody registered, headers that are not a task's); the log line was the only trace. Each is
 now also a dead letter (`facequeue dead list`), small and expiring, so an operator can see what was sent.
-Selected with Celery's ``worker_consumer`` setting (worker/app.py).
+Selected with Celery's ``worker_consumer`` setting (worker.broker.CONSUMER).
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ than any message a producer sends, never reaches Celery: the worker logs it, kee
 the dead letters (bounded in size, expiring with the results) and reads the next one.
 
 It also takes messages without kombu's fetch window: a message leaves its queue and enters ``unacked`` in one
-server-side step (worker/fetch.py), so a worker killed, or a Redis restarted, as a message is handed over loses
-nothing; the message comes back after the visibility timeout like any other unacknowledged one.
+server-side step (take.py), so a worker killed, or a Redis restarted, as a message is handed over loses nothing; the
+message comes back after the visibility timeout like any other unacknowledged one.
 
-Selected with Celery's ``broker_transport`` setting (worker/app.py); the URL scheme (redis://, rediss://) still
-decides how to connect.
+Selected with Celery's ``broker_transport`` setting (worker.broker.TRANSPORT); the URL scheme (redis://, rediss://)
+still decides how to connect.
 """
 
 from __future__ import annotations
@@ -42,18 +42,18 @@ from producer.contract import (
     dead_letter_key,
     utcnow,
 )
-from worker.fetch import TAKE_SCRIPT, TAKE_SHA, Waker
+from worker.broker.options import (
+    DEAD_LETTER_TTL_OPTION,
+    DEFAULT_FETCH_POLL_S,
+    DEFAULT_IDLE_RECHECK_S,
+    FETCH_POLL_OPTION,
+    IDLE_RECHECK_OPTION,
+    MAX_MESSAGE_BYTES_OPTION,
+)
+from worker.broker.take import TAKE_SCRIPT, TAKE_SHA, Waker
 
 log = logging.getLogger("facequeue.worker")
 
-MAX_MESSAGE_BYTES_OPTION = "facequeue_max_message_bytes"
-DEAD_LETTER_TTL_OPTION = "facequeue_dead_letter_ttl_s"
-FETCH_POLL_OPTION = "facequeue_fetch_poll_s"
-DEFAULT_FETCH_POLL_S = 0.1
-"""How often a waiting worker takes again when Redis will not tell it about new messages (no CLIENT TRACKING)."""
-IDLE_RECHECK_OPTION = "facequeue_idle_recheck_s"
-DEFAULT_IDLE_RECHECK_S = 1.0
-"""How long a waiting worker that Redis will wake trusts that the queues are still empty: a lost wake-up costs this."""
 WAKE = "WAKE"
 EVIDENCE_CHARS = 4096
 """How much of a refused entry a dead letter keeps: enough to recognise it, never megabytes."""
@@ -144,7 +144,7 @@ class Channel(kombu_redis.Channel):
             return None
         return payload
 
-    # --- taking messages (worker/fetch.py) ---
+    # --- taking messages (take.py) ---
 
     _waiting_since: float | None = None
     _woken = False
