@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -624,17 +625,30 @@ IMAGE_OPERATIONS = frozenset(
 )
 
 
+IMAGE_PARAMETERS = {"image": "Image", "source": "SourceImage", "target": "TargetImage"}
+"""A job's image fields, in request order, and the Rekognition parameter each one fills."""
+
+
+def image_parameters(job: Job) -> dict[str, S3Image | BlobImage]:
+    """The images a job reads, by the Rekognition parameter each one fills, in request order."""
+    # Read fields from __dict__: getattr on a field a model lacks goes through pydantic's slow __getattr__.
+    found = {parameter: job.__dict__.get(name) for name, parameter in IMAGE_PARAMETERS.items()}
+    return {parameter: image for parameter, image in found.items() if isinstance(image, S3Image | BlobImage)}
+
+
 def job_images(job: Job) -> list[S3Image | BlobImage]:
     """The images a job reads, in request order (CompareFaces: source, then target)."""
-    # Read fields from __dict__: getattr on a field a model lacks goes through pydantic's slow __getattr__.
-    images = [job.__dict__.get(name) for name in ("image", "source", "target")]
-    return [image for image in images if isinstance(image, S3Image | BlobImage)]
+    return list(image_parameters(job).values())
+
+
+def unique_blobs(images: Iterable[S3Image | BlobImage]) -> list[BlobImage]:
+    """The Redis blobs among a job's images, each once."""
+    return list({image.sha256: image for image in images if isinstance(image, BlobImage)}.values())
 
 
 def job_blobs(job: Job) -> list[BlobImage]:
     """The Redis blobs a job reads, each once."""
-    blobs = {image.sha256: image for image in job_images(job) if isinstance(image, BlobImage)}
-    return list(blobs.values())
+    return unique_blobs(job_images(job))
 
 
 def parse_job(payload: Any) -> Job:

@@ -1,5 +1,7 @@
 """Every job kind's wire JSON and Rekognition request body, byte for byte as recorded in tests/data.
 
+The wire JSON is the job's own (``model_dump_json``) and the argument a producer puts in a task message.
+
 The request is what the worker sends: the job's parameters (``job.request()``), then its images in request order,
 serialised by botocore's own JSON serialiser for the operation (body bytes follow the parameters' order). The images
 are S3 objects here: the worker puts them after the parameters whatever their kind. Regenerate the record only for a
@@ -152,7 +154,8 @@ def _record(fields: dict[str, Any]) -> dict[str, str]:
             params[parameter] = _s3_object(image if image["kind"] == "s3" else S3)
     assert len(job_images(job)) == sum(name in fields for name in IMAGE_PARAMETERS)
     request = _serializer.serialize_to_request(params, _rekognition.operation_model(job.operation.value))
-    return {"wire": job.model_dump_json(), "body": request["body"].decode()}
+    message = json.dumps(job.model_dump(mode="json", exclude_none=True))  # what producer/messages.py sends
+    return {"wire": job.model_dump_json(), "message": message, "body": request["body"].decode()}
 
 
 def test_the_record_covers_every_operation() -> None:
