@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from botocore import xform_name
+from redis.exceptions import RedisError
 
 from worker import metrics
 from worker.deps import Deps
@@ -90,6 +91,10 @@ def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Cal
                 raise ShuttingDown
             try:
                 return await call()
+            except (ShuttingDown, RedisError):
+                # Not the call's failure: the worker is stopping, or Redis (the rate limit's, a blob's) is away.
+                # The task gives the message back instead of retrying or failing the job.
+                raise
             except Exception as exc:
                 failure = classify(exc)
                 if not failure.retryable or outcome.attempts >= settings.max_attempts:
