@@ -295,10 +295,7 @@ async def rekognition_image(
     if facts is not None and facts.usable_as_is() and total <= S3_LIMIT:
         if total <= len(head):  # the ranged read holds the whole object: its end can be checked for free
             check_complete(head, facts.format)
-        s3_object = {"Bucket": source.bucket, "Name": source.key}
-        if source.version:
-            s3_object["Version"] = source.version
-        return {"S3Object": s3_object}
+        return {"S3Object": source.s3_object()}
     data, _, _ = await _s3_get(s3, source, max_bytes, header_only=False)
     return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
 

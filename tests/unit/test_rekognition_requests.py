@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +177,20 @@ def test_the_record_holds_exactly_the_cases() -> None:
     if os.environ.get("FACEQUEUE_RECORD_REQUESTS") == "1":
         RECORD.write_text(json.dumps({name: _record(f) for name, f in CASES}, indent=1, ensure_ascii=False) + "\n")
     assert list(json.loads(RECORD.read_text())) == [name for name, _ in CASES]
+
+
+def test_the_contract_imports_only_pydantic_and_the_standard_library() -> None:
+    """Any service can import the contract: loaded on its own, it brings in nothing but pydantic and the stdlib."""
+    path = Path(__file__).resolve().parents[2] / "producer" / "contract.py"
+    code = (
+        "import importlib.util, json, sys\n"
+        "before = set(sys.modules)\n"
+        f"spec = importlib.util.spec_from_file_location('contract', {str(path)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # pydantic's own dependencies come with it; sysconfig's data module is the stdlib's, under a platform's name
+    allowed = {"pydantic", "pydantic_core", "typing_extensions", "annotated_types", "typing_inspection"}
+    loaded = {m for m in json.loads(done.stdout) if not m.startswith("_sysconfigdata_")}
+    assert "pydantic" in loaded and loaded <= allowed, loaded

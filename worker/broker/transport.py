@@ -31,17 +31,7 @@ from kombu.transport.virtual import Empty
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from producer.contract import (
-    DEAD_LETTERS_KEY,
-    MAX_REFUSED_LETTERS,
-    REFUSED_LETTERS_KEY,
-    TASK_NAMES,
-    JobError,
-    JobStatus,
-    ResultEnvelope,
-    dead_letter_key,
-    utcnow,
-)
+from producer.contract import DEAD_LETTERS_KEY, MAX_REFUSED_LETTERS, REFUSED_LETTERS_KEY, TASK_NAMES, dead_letter_key
 from worker.broker.options import (
     DEAD_LETTER_TTL_OPTION,
     DEFAULT_FETCH_POLL_S,
@@ -51,12 +41,11 @@ from worker.broker.options import (
     MAX_MESSAGE_BYTES_OPTION,
 )
 from worker.broker.take import TAKE_SCRIPT, TAKE_SHA, Waker
+from worker.envelopes import dead_letter, head, refusal
 
 log = logging.getLogger("facequeue.worker")
 
 WAKE = "WAKE"
-EVIDENCE_CHARS = 4096
-"""How much of a refused entry a dead letter keeps: enough to recognise it, never megabytes."""
 
 
 def _text(raw: bytes | str) -> str:
@@ -71,22 +60,16 @@ def _operation_of(queue: str) -> str:
     return _OPERATIONS.get(queue.rpartition(".")[2], "Unknown")
 
 
-def refusal_letter(raw: str, queue: str, code: str, reason: str, size: int) -> tuple[str, str]:
-    """A dead letter (id, JSON) for a queue entry refused unread: its first characters, its size, its queue."""
-    letter_id = f"refused-{uuid.uuid4().hex}"
-    now = utcnow()
-    envelope = ResultEnvelope(
-        job_id=letter_id,
-        operation=_operation_of(queue),
-        status=JobStatus.FAILED,
-        error=JobError(code=code, message=reason, retryable=False),
-        attempts=0,
-        started_at=now,
-        finished_at=now,
-    )
-    evidence = {"queue": queue, "bytes": size, "head": raw[:EVIDENCE_CHARS], "truncated": len(raw) > EVIDENCE_CHARS}
-    letter = {"job": evidence, "envelope": envelope.model_dump(mode="json", exclude_none=True)}
-    return letter_id, json.dumps(letter)
+def keep_refused_message(message: Any, code: str, reason: str) -> None:
+    """Keep a message Celery refused as a dead letter, when it came through this transport (else Celery's own log
+    line is all there is: another transport, e.g. memory:// in tests)."""
+    channel = getattr(message, "channel", None)
+    if not isinstance(channel, Channel):
+        return
+    raw = getattr(message, "_raw", None)
+    text = json.dumps(raw, default=str) if raw is not None else repr(getattr(message, "body", b""))
+    queue = str((getattr(message, "delivery_info", None) or {}).get("routing_key") or "")
+    channel.keep_refused(text, queue, code, reason[:500])
 
 
 class Channel(kombu_redis.Channel):
@@ -97,8 +80,10 @@ class Channel(kombu_redis.Channel):
 
     def keep_refused(self, raw: bytes | str, queue: str, code: str, reason: str) -> None:
         """Log a refused queue entry and keep its first bytes as a dead letter; never raise."""
-        text = _text(raw)
-        letter_id, letter = refusal_letter(text, queue, code, reason, len(raw))
+        # The same dead letter as a refused job's (worker/envelopes.py), its evidence the entry's first characters.
+        letter_id = f"refused-{uuid.uuid4().hex}"
+        evidence = {"queue": queue, **head(_text(raw), len(raw))}
+        letter = dead_letter(refusal(letter_id, _operation_of(queue), code, reason), evidence)
         log.error(
             "queue %s: entry of %d bytes refused (%s: %s); kept as dead letter %s",
             queue,
