@@ -1,19 +1,22 @@
 """A job's one straight path through the worker: admit → load → images → call → record → publish.
 
-Read top to bottom, this module is the whole story of an image job; each stage hands what it found to the next on
-the ``Admitted`` it carries, and calls out to the module that holds its detail (contract, images, calls, journal,
-cache, publish), each from that stage alone.
+This module tells an image job's whole story, from the task's argument to its published envelope; the modules it
+calls hold the details (contract, images, calls, journal, cache, publish) and none of them imports this one, so the
+story is read here alone. What a step finds travels on to the next on the ``Admitted`` job: nothing is worked out
+twice.
 
 - **admit**: the task argument becomes a job of the contract, or a refusal to publish in its place; everything known
-  from the job alone is worked out once here (its images, parameters, Redis keys and, for blob images, its cache
-  fingerprint).
-- **load**: one MGET (for a whole message) reads what every early exit needs: the result key (published already),
-  the image blobs, the journal entry (answered already by a state-changing job's earlier run) and the cache entry;
-  a result this process kept when Redis refused its publish is in memory. An S3 image's cache key needs the object's
-  ETag, from the ranged read its format check needs anyway, so that one cache entry is read after it.
-- **images**: the Rekognition image parameters, fetched and normalised.
-- **call**: Rekognition, with retries and the shared rate limit wrapped around the call (calls.py).
-- **record**: the answer of a state-changing job in the journal; the response for the cache (written by the publish).
+  from the job alone is worked out here, once: its images, its Rekognition parameters, the Redis keys it reads and,
+  when every image is a blob, its cache fingerprint.
+- **load**: one MGET (one per message, whatever its number of jobs) reads what every early exit needs: the result key
+  (published already: never pay twice), the image blobs, the journal entry (a state-changing job an earlier run
+  answered) and the cache entry. A result this process kept when Redis refused its publish is in memory. Before
+  any S3 read, an image outside FACEQUEUE_S3_ALLOWED fails the job. An S3 image's cache key needs the object's
+  ETag, from the ranged read its format check needs anyway, so that job's cache entry is read after it.
+- **images**: the Rekognition image parameters, fetched and normalised (images.py).
+- **call**: Rekognition, with retries and the shared rate limit wrapped around the call, middleware-style (calls.py).
+- **record**: a state-changing job's answer in the journal (its "pending" mark goes just before the call), and the
+  fresh response for the cache, which the publish writes.
 - **publish**: once, in one Lua step (publish.py); a publish Redis refuses is kept in memory for the next delivery.
 """
 
@@ -49,11 +52,79 @@ from worker.cache import CacheEntry, cacheable, fingerprint
 from worker.calls import CallOutcome, classify, rekognition_call, retrying
 from worker.deps import Deps
 from worker.envelopes import envelope_for, evidence, refusal
-from worker.errors import PermanentError, ShuttingDown
+from worker.errors import ShuttingDown
 from worker.images import JobReads, blob_identity, check_allowed, identity, rekognition_image
 from worker.publish import Publisher
 
 _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
+
+
+# --- the path ---
+
+
+async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher) -> ResultEnvelope:
+    """Handle one task message for ``operation`` and return the envelope that stands for it."""
+    payload = named(payload, task_id)
+    admitted = admit(payload, operation, task_id, deps)
+    if isinstance(admitted, ResultEnvelope):
+        return await publish_refusal(deps, publisher, admitted, payload)
+    return await _carry(admitted, await _read(deps, [admitted]), deps, publisher)
+
+
+async def process_many(
+    payloads: list[Any],
+    operation: Operation,
+    task_id: str,
+    deps: Deps,
+    publisher: Publisher,
+) -> list[ResultEnvelope]:
+    """Handle a task message carrying several jobs: run them side by side, each validated and published on its own.
+
+    The message is done when every job is; if the worker starts stopping, it goes back to the queue whole, and the
+    jobs already published are skipped when it comes round again.
+    """
+    if len(payloads) > MAX_JOBS_PER_MESSAGE:
+        # Refused whole, as one failed result under the task id and one bounded dead letter: a message of 3,000
+        # jobs must not become 3,000 results and 3,000 stored copies of itself.
+        message = f"a task message carries at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried {len(payloads)}"
+        refused = _refused(None, task_id, operation, message, deps.worker, "InvalidJob")
+        return [await publish_refusal(deps, publisher, refused, payloads)]
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))]
+    payloads = [named(p, i) for p, i in zip(payloads, ids, strict=True)]
+    admitted = [admit(p, operation, i, deps) for p, i in zip(payloads, ids, strict=True)]
+    # One MGET for the whole message (each job's result key, blobs, journal and cache entry), not one per job.
+    values = await _read(deps, admitted)
+    outcomes = await asyncio.gather(
+        *(
+            publish_refusal(deps, publisher, job, p)
+            if isinstance(job, ResultEnvelope)
+            else _carry(job, values, deps, publisher)
+            for job, p in zip(admitted, payloads, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if any(isinstance(e, ShuttingDown) for e in errors):
+        raise ShuttingDown
+    if errors:
+        raise errors[0]
+    return [o for o in outcomes if not isinstance(o, BaseException)]
+
+
+async def _carry(
+    admitted: Admitted, values: Mapping[str, bytes | None], deps: Deps, publisher: Publisher
+) -> ResultEnvelope:
+    """Carry an admitted job, whose keys were read into ``values``, top to bottom; publish it once."""
+    existing = values.get(admitted.keys[0])  # the result key, read first
+    if existing is not None:
+        # Redelivered after its result was published (a crash between publish and ack): never pay twice.
+        return ResultEnvelope.model_validate_json(existing)
+    kept = deps.unpublished.take(admitted.job.job_id)
+    if kept is not None:
+        # Paid for on an earlier delivery whose publish Redis refused: publish that answer, never pay twice.
+        return await _publish(deps, publisher, kept.envelope, admitted.payload, admitted, kept.cache)
+    answer = await _answer(admitted, values, deps)
+    return await _publish(deps, publisher, answer.envelope, admitted.payload, admitted, answer.cache)
 
 
 # --- admit ---
@@ -76,12 +147,11 @@ class Admitted:
     keys: list[str]
     """What the load stage reads in one MGET: result key, blobs, journal entry, and the cache entry when known."""
     journaled: bool
-    cached_by: bool
+    """Whether the job's answer is recorded before its result is published (journal.py)."""
+    uses_cache: bool
     """Whether the response cache serves and stores this job's response."""
     fingerprint: str | None
     """The cache fingerprint, when it is known from the job alone (every image a blob)."""
-    denied: JobError | None = None
-    """Why the job fails before any read (an S3 image outside FACEQUEUE_S3_ALLOWED)."""
 
 
 def _describe(exc: ValidationError) -> str:
@@ -160,24 +230,20 @@ def admit(payload: Any, operation: Operation, task_id: str, deps: Deps) -> Admit
     blobs = unique_blobs(images)
     params = job.request()
     recorded = journal.journaled(job)
-    cached_by = deps.cache is not None and bool(deps.cache.ttl_s) and cacheable(job)
+    uses_cache = deps.cache is not None and bool(deps.cache.ttl_s) and cacheable(job)
     keys = [result_key(job.job_id), *(blob.key for blob in blobs)]
     if recorded:
         keys.append(journal_key(job.job_id))
     fp = None
-    if cached_by and all(isinstance(image, BlobImage) for image in images):
+    blob_ids = [blob_identity(image) for image in images if isinstance(image, BlobImage)]
+    if uses_cache and len(blob_ids) == len(images):
         # Known from the job alone: read with the rest, no S3 read first.
-        fp = fingerprint(job.operation.value, params, [blob_identity(image) for image in images])  # type: ignore[arg-type]
+        fp = fingerprint(job.operation.value, params, blob_ids)
         keys.append(cache_key(fp))
-    try:
-        check_allowed([image for image in images if isinstance(image, S3Image)], deps.settings.s3_allowed)
-        denied = None
-    except PermanentError as exc:
-        denied = JobError(code=exc.code, message=exc.message, retryable=False)
-    return Admitted(job, payload, images, list(by_parameter), blobs, params, keys, recorded, cached_by, fp, denied)
+    return Admitted(job, payload, images, list(by_parameter), blobs, params, keys, recorded, uses_cache, fp)
 
 
-# --- load → images → call → record ---
+# --- load → images → call → record, failures as results ---
 
 
 @dataclass(frozen=True)
@@ -188,11 +254,19 @@ class Answer:
     cache: CacheEntry | None = None
 
 
+async def _read(deps: Deps, admitted: Sequence[Admitted | ResultEnvelope]) -> dict[str, bytes | None]:
+    """The load stage's one round trip: every key the message's jobs read before they run, in one MGET."""
+    keys = list({key: None for job in admitted if isinstance(job, Admitted) for key in job.keys})
+    return dict(zip(keys, await deps.redis.mget(keys), strict=True)) if keys else {}
+
+
 async def _load(admitted: Admitted, reads: JobReads, deps: Deps) -> tuple[dict[str, Any] | None, bool, str | None]:
     """The answer a job already has (from the cache, or recorded by an earlier run), whether it came from the
     cache, and the job's cache fingerprint."""
+    # Before any S3 read: an S3 image outside FACEQUEUE_S3_ALLOWED fails the job with AccessDeniedException.
+    check_allowed([image for image in admitted.images if isinstance(image, S3Image)], deps.settings.s3_allowed)
     fp = admitted.fingerprint
-    if admitted.cached_by and fp is None:
+    if admitted.uses_cache and fp is None:
         # An S3 image is named by its ETag: the ranged read its format check needs anyway, retried like any read.
         ids = await retrying(
             lambda: asyncio.gather(*(identity(image, reads) for image in admitted.images)), deps, CallOutcome(), "fetch"
@@ -255,12 +329,11 @@ async def _answer(admitted: Admitted, values: Mapping[str, bytes | None], deps: 
     outcome = CallOutcome()
     response: dict[str, Any] | None = None
     entry: CacheEntry | None = None
-    error = admitted.denied
+    error: JobError | None = None
     cached = False
     try:
-        if error is None:
-            async with asyncio.timeout(deps.settings.job_timeout_s):
-                response, cached, entry = await _respond(admitted, reads, deps, outcome)
+        async with asyncio.timeout(deps.settings.job_timeout_s):
+            response, cached, entry = await _respond(admitted, reads, deps, outcome)
     except (ShuttingDown, RedisError):
         # Redis refused or went away: the task puts the message back rather than publish a failure nobody caused.
         raise
@@ -315,77 +388,6 @@ async def _publish(
 async def publish_refusal(deps: Deps, publisher: Publisher, refused: ResultEnvelope, payload: Any) -> ResultEnvelope:
     """Publish the refusal of a task argument that is no job of the contract, keeping bounded evidence of it."""
     return await _publish(deps, publisher, refused, payload, None)
-
-
-async def _carry(
-    admitted: Admitted, values: Mapping[str, bytes | None], deps: Deps, publisher: Publisher
-) -> ResultEnvelope:
-    """Carry an admitted job, whose keys were read into ``values``, top to bottom; publish it once."""
-    existing = values.get(admitted.keys[0])
-    if existing is not None:
-        # Redelivered after its result was published (a crash between publish and ack): never pay twice.
-        return ResultEnvelope.model_validate_json(existing)
-    kept = deps.unpublished.take(admitted.job.job_id)
-    if kept is not None:
-        # Paid for on an earlier delivery whose publish Redis refused: publish that answer, never pay twice.
-        return await _publish(deps, publisher, kept.envelope, admitted.payload, admitted, kept.cache)
-    answer = await _answer(admitted, values, deps)
-    return await _publish(deps, publisher, answer.envelope, admitted.payload, admitted, answer.cache)
-
-
-async def _read(deps: Deps, admitted: Sequence[Admitted | ResultEnvelope]) -> dict[str, bytes | None]:
-    """The load stage's one round trip: every key the message's jobs read before they run, in one MGET."""
-    keys = list({key: None for job in admitted if isinstance(job, Admitted) for key in job.keys})
-    return dict(zip(keys, await deps.redis.mget(keys), strict=True)) if keys else {}
-
-
-async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher) -> ResultEnvelope:
-    """Handle one task message for ``operation`` and return the envelope that stands for it."""
-    payload = named(payload, task_id)
-    admitted = admit(payload, operation, task_id, deps)
-    if isinstance(admitted, ResultEnvelope):
-        return await publish_refusal(deps, publisher, admitted, payload)
-    return await _carry(admitted, await _read(deps, [admitted]), deps, publisher)
-
-
-async def process_many(
-    payloads: list[Any],
-    operation: Operation,
-    task_id: str,
-    deps: Deps,
-    publisher: Publisher,
-) -> list[ResultEnvelope]:
-    """Handle a task message carrying several jobs: run them side by side, each validated and published on its own.
-
-    The message is done when every job is; if the worker starts stopping, it goes back to the queue whole, and the
-    jobs already published are skipped when it comes round again.
-    """
-    if len(payloads) > MAX_JOBS_PER_MESSAGE:
-        # Refused whole, as one failed result under the task id and one bounded dead letter: a message of 3,000
-        # jobs must not become 3,000 results and 3,000 stored copies of itself.
-        message = f"a task message carries at most {MAX_JOBS_PER_MESSAGE} jobs; this one carried {len(payloads)}"
-        refused = _refused(None, task_id, operation, message, deps.worker, "InvalidJob")
-        return [await publish_refusal(deps, publisher, refused, payloads)]
-    ids = [f"{task_id}-{i}" for i in range(len(payloads))]
-    payloads = [named(p, i) for p, i in zip(payloads, ids, strict=True)]
-    admitted = [admit(p, operation, i, deps) for p, i in zip(payloads, ids, strict=True)]
-    # One MGET for the whole message (each job's result key, blobs, journal and cache entry), not one per job.
-    values = await _read(deps, admitted)
-    outcomes = await asyncio.gather(
-        *(
-            publish_refusal(deps, publisher, job, p)
-            if isinstance(job, ResultEnvelope)
-            else _carry(job, values, deps, publisher)
-            for job, p in zip(admitted, payloads, strict=True)
-        ),
-        return_exceptions=True,
-    )
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    if any(isinstance(e, ShuttingDown) for e in errors):
-        raise ShuttingDown
-    if errors:
-        raise errors[0]
-    return [o for o in outcomes if not isinstance(o, BaseException)]
 
 
 async def dead_letter_refused(
