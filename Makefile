@@ -41,10 +41,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# The broker layer's tests on the lowest kombu and Celery that pyproject.toml admits, in a venv of their own; the
-# main venv holds the highest (docs/dependencies.md).
+# The broker layer's tests (worker/broker/) on the lowest kombu and Celery that pyproject.toml admits, in a venv of
+# their own; the main venv holds the highest (docs/dependencies.md).
 LOWEST := .venv-lowest
-BROKER_TESTS := tests/unit/test_kombu_internals.py tests/integration/test_fetch.py \
+BROKER_TESTS := tests/unit/test_kombu_internals.py tests/unit/test_prefetch.py tests/integration/test_fetch.py \
 	tests/integration/test_reliability.py tests/integration/test_hostile_queue_entries.py
 test-lowest: install
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
@@ -56,8 +56,8 @@ test-lowest: install
 	$(LOWEST)/bin/python -m pytest $(BROKER_TESTS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check producer worker local_rekognition tests bench scripts
-	$(BIN)/ruff format --check producer worker local_rekognition tests bench scripts
+	$(BIN)/ruff check producer worker local_rekognition devtools tests bench scripts
+	$(BIN)/ruff format --check producer worker local_rekognition devtools tests bench scripts
 	$(BIN)/mypy
 
 # The compose stack built and run for real with podman + podman-compose (no Docker engine needed); see docs/compose.md.

@@ -6,13 +6,25 @@ result envelope from the results stream as plain JSON. Bump SCHEMA_VERSION on an
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_pascal
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -227,6 +239,13 @@ class S3Image(_Model):
         """Return a short human label, s3://bucket/key."""
         return f"s3://{self.bucket}/{self.key}"
 
+    def s3_object(self) -> dict[str, str]:
+        """Return Rekognition's S3Object for this object (Bucket, Name, and Version when pinned)."""
+        s3_object = {"Bucket": self.bucket, "Name": self.key}
+        if self.version is not None:
+            s3_object["Version"] = self.version
+        return s3_object
+
 
 class BlobImage(_Model):
     """Image bytes the producer stored in Redis under a content-addressed key with a TTL (a claim check)."""
@@ -247,6 +266,10 @@ class BlobImage(_Model):
 
 ImageSource = Annotated[S3Image | BlobImage, Field(discriminator="kind")]
 
+IMAGE_PARAMETERS = {"image": "Image", "source": "SourceImage", "target": "TargetImage"}
+"""A job's image fields, in request order, and the Rekognition parameter each one fills."""
+IMAGE_FIELDS = tuple(IMAGE_PARAMETERS)
+
 
 # --- Jobs. ---
 
@@ -261,7 +284,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_NOT_PARAMETERS = {"schema_version", "job_id", "batch_id", "submitted_at", "label", "use_cache", "operation", "video"}
+_NOT_PARAMETERS.update(IMAGE_FIELDS)
+"""Fields Rekognition never sees as they are: the envelope's, and the images (the worker fetches and places them) and
+the video (sent as its S3Object)."""
+
+
+@functools.cache
+def _optional_parameters(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The Rekognition names of a job class's fields that a job may leave out (default None), in field order."""
+    return tuple(to_pascal(name) for name, field in cls.model_fields.items() if field.default is None)
+
+
 class _Job(_Model):
+    # Each field the job shares with Rekognition is named as Rekognition names it, in PascalCase (collection_id:
+    # CollectionId). A serialization alias only: the job's own JSON keeps its names, and request() uses the alias.
+    model_config = ConfigDict(alias_generator=AliasGenerator(serialization_alias=to_pascal))
+
+    client_request_token: ClassVar[bool] = False
+    """Whether the job id goes to Rekognition as ClientRequestToken, so a redelivered job is not done twice."""
+
     schema_version: Literal[1] = SCHEMA_VERSION
     job_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_\-]{1,64}$")] = Field(default_factory=new_id)
     batch_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_\-]{1,64}$")] | None = None
@@ -270,6 +312,17 @@ class _Job(_Model):
     """A human label for the job (e.g. the photo's file name); carried into the result."""
     use_cache: bool = True
     """Opt-out of serving a stored response for the same image and parameters (issue 'never pay twice')."""
+
+    def request(self) -> dict[str, Any]:
+        """Return the Rekognition parameters other than the images: the job's own fields by their Rekognition names,
+        those it always sends first and those it may leave out (None: not sent) after, then ClientRequestToken."""
+        params = self.model_dump(mode="json", by_alias=True, exclude=_NOT_PARAMETERS, exclude_none=True)
+        for name in _optional_parameters(type(self)):  # to the end, in field order
+            if name in params:
+                params[name] = params.pop(name)
+        if self.client_request_token:
+            params["ClientRequestToken"] = self.job_id
+        return params
 
 
 def _normalise_attributes(value: Any) -> Any:
@@ -287,10 +340,6 @@ class DetectFacesJob(_Job):
 
     _split = field_validator("attributes", mode="before")(_normalise_attributes)
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters other than the image."""
-        return {"Attributes": [a.value for a in self.attributes]}
-
 
 class CompareFacesJob(_Job):
     """CompareFaces: the largest face of the source against the faces of the target."""
@@ -300,10 +349,6 @@ class CompareFacesJob(_Job):
     target: ImageSource
     similarity_threshold: Percent = 80.0
     quality_filter: QualityFilter = QualityFilter.NONE
-
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters other than the images."""
-        return {"SimilarityThreshold": self.similarity_threshold, "QualityFilter": self.quality_filter.value}
 
 
 class IndexFacesJob(_Job):
@@ -319,19 +364,6 @@ class IndexFacesJob(_Job):
 
     _split = field_validator("detection_attributes", mode="before")(_normalise_attributes)
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters other than the image."""
-        params: dict[str, Any] = {
-            "CollectionId": self.collection_id,
-            "QualityFilter": self.quality_filter.value,
-            "DetectionAttributes": [a.value for a in self.detection_attributes],
-        }
-        if self.external_image_id is not None:
-            params["ExternalImageId"] = self.external_image_id
-        if self.max_faces is not None:
-            params["MaxFaces"] = self.max_faces
-        return params
-
 
 class SearchFacesByImageJob(_Job):
     """SearchFacesByImage: the largest face of an image against a collection."""
@@ -343,15 +375,6 @@ class SearchFacesByImageJob(_Job):
     max_faces: Annotated[int, Field(ge=1, le=4096)] = 10
     quality_filter: QualityFilter = QualityFilter.NONE
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters other than the image."""
-        return {
-            "CollectionId": self.collection_id,
-            "FaceMatchThreshold": self.face_match_threshold,
-            "MaxFaces": self.max_faces,
-            "QualityFilter": self.quality_filter.value,
-        }
-
 
 class CreateCollectionJob(_Job):
     """CreateCollection."""
@@ -359,20 +382,12 @@ class CreateCollectionJob(_Job):
     operation: Literal[Operation.CREATE_COLLECTION] = Operation.CREATE_COLLECTION
     collection_id: CollectionId
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        return {"CollectionId": self.collection_id}
-
 
 class DeleteCollectionJob(_Job):
     """DeleteCollection."""
 
     operation: Literal[Operation.DELETE_COLLECTION] = Operation.DELETE_COLLECTION
     collection_id: CollectionId
-
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        return {"CollectionId": self.collection_id}
 
 
 class ListFacesJob(_Job):
@@ -383,15 +398,6 @@ class ListFacesJob(_Job):
     max_results: Annotated[int, Field(ge=0, le=4096)] | None = None
     next_token: Annotated[str, StringConstraints(max_length=255)] | None = None
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        params: dict[str, Any] = {"CollectionId": self.collection_id}
-        if self.max_results is not None:
-            params["MaxResults"] = self.max_results
-        if self.next_token is not None:
-            params["NextToken"] = self.next_token
-        return params
-
 
 class DeleteFacesJob(_Job):
     """DeleteFaces."""
@@ -400,72 +406,45 @@ class DeleteFacesJob(_Job):
     collection_id: CollectionId
     face_ids: Annotated[tuple[FaceId, ...], Field(min_length=1, max_length=4096)]
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        return {"CollectionId": self.collection_id, "FaceIds": list(self.face_ids)}
-
 
 class CreateUserJob(_Job):
     """CreateUser; its ClientRequestToken is the job id, so a redelivered job never creates twice."""
 
+    client_request_token = True
     operation: Literal[Operation.CREATE_USER] = Operation.CREATE_USER
     collection_id: CollectionId
     user_id: UserId
-
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        return {"CollectionId": self.collection_id, "UserId": self.user_id, "ClientRequestToken": self.job_id}
 
 
 class DeleteUserJob(_Job):
     """DeleteUser (its faces stay in the collection); ClientRequestToken is the job id."""
 
+    client_request_token = True
     operation: Literal[Operation.DELETE_USER] = Operation.DELETE_USER
     collection_id: CollectionId
     user_id: UserId
-
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        return {"CollectionId": self.collection_id, "UserId": self.user_id, "ClientRequestToken": self.job_id}
 
 
 class AssociateFacesJob(_Job):
     """AssociateFaces: up to 100 indexed faces to one user; ClientRequestToken is the job id, so a redelivered job
     answers what the first run did instead of reporting the faces as already associated."""
 
+    client_request_token = True
     operation: Literal[Operation.ASSOCIATE_FACES] = Operation.ASSOCIATE_FACES
     collection_id: CollectionId
     user_id: UserId
     face_ids: Annotated[tuple[FaceId, ...], Field(min_length=1, max_length=MAX_FACES_PER_USER)]
     user_match_threshold: Percent = 75.0
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        return {
-            "CollectionId": self.collection_id,
-            "UserId": self.user_id,
-            "FaceIds": list(self.face_ids),
-            "UserMatchThreshold": self.user_match_threshold,
-            "ClientRequestToken": self.job_id,
-        }
-
 
 class DisassociateFacesJob(_Job):
     """DisassociateFaces: up to 100 faces from one user; ClientRequestToken is the job id."""
 
+    client_request_token = True
     operation: Literal[Operation.DISASSOCIATE_FACES] = Operation.DISASSOCIATE_FACES
     collection_id: CollectionId
     user_id: UserId
     face_ids: Annotated[tuple[FaceId, ...], Field(min_length=1, max_length=MAX_FACES_PER_USER)]
-
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        return {
-            "CollectionId": self.collection_id,
-            "UserId": self.user_id,
-            "FaceIds": list(self.face_ids),
-            "ClientRequestToken": self.job_id,
-        }
 
 
 class ListUsersJob(_Job):
@@ -475,15 +454,6 @@ class ListUsersJob(_Job):
     collection_id: CollectionId
     max_results: Annotated[int, Field(ge=1, le=500)] | None = None
     next_token: Annotated[str, StringConstraints(max_length=255)] | None = None
-
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        params: dict[str, Any] = {"CollectionId": self.collection_id}
-        if self.max_results is not None:
-            params["MaxResults"] = self.max_results
-        if self.next_token is not None:
-            params["NextToken"] = self.next_token
-        return params
 
 
 class SearchUsersJob(_Job):
@@ -502,19 +472,6 @@ class SearchUsersJob(_Job):
             raise ValueError("give exactly one of user_id and face_id")
         return self
 
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters."""
-        params: dict[str, Any] = {
-            "CollectionId": self.collection_id,
-            "UserMatchThreshold": self.user_match_threshold,
-            "MaxUsers": self.max_users,
-        }
-        if self.user_id is not None:
-            params["UserId"] = self.user_id
-        if self.face_id is not None:
-            params["FaceId"] = self.face_id
-        return params
-
 
 class SearchUsersByImageJob(_Job):
     """SearchUsersByImage: who the largest face of an image is, among a collection's users."""
@@ -525,15 +482,6 @@ class SearchUsersByImageJob(_Job):
     user_match_threshold: Percent = 80.0
     max_users: Annotated[int, Field(ge=1, le=500)] = 10
     quality_filter: QualityFilter = QualityFilter.NONE
-
-    def request(self) -> dict[str, Any]:
-        """Return the Rekognition parameters other than the image."""
-        return {
-            "CollectionId": self.collection_id,
-            "UserMatchThreshold": self.user_match_threshold,
-            "MaxUsers": self.max_users,
-            "QualityFilter": self.quality_filter.value,
-        }
 
 
 class VideoFaceAttributes(StrEnum):
@@ -547,12 +495,10 @@ class _VideoJob(_Job):
     video: S3Image
     """The stored video (MP4 or MOV, H.264) in S3; Rekognition Video reads it there."""
 
-    def _start_request(self) -> dict[str, Any]:
-        s3_object: dict[str, Any] = {"Bucket": self.video.bucket, "Name": self.video.key}
-        if self.video.version is not None:
-            s3_object["Version"] = self.video.version
-        # The job id is the ClientRequestToken: a redelivered start gets the same Rekognition job, not a second one.
-        return {"Video": {"S3Object": s3_object}, "ClientRequestToken": self.job_id}
+    def request(self) -> dict[str, Any]:
+        """Return the Start* parameters: the video and the job id as ClientRequestToken (a redelivered start gets the
+        same Rekognition job, not a second one), then the job's own fields."""
+        return {"Video": {"S3Object": self.video.s3_object()}, "ClientRequestToken": self.job_id, **super().request()}
 
 
 class FaceDetectionVideoJob(_VideoJob):
@@ -561,10 +507,6 @@ class FaceDetectionVideoJob(_VideoJob):
     operation: Literal[Operation.START_FACE_DETECTION] = Operation.START_FACE_DETECTION
     face_attributes: VideoFaceAttributes = VideoFaceAttributes.DEFAULT
 
-    def request(self) -> dict[str, Any]:
-        """Return StartFaceDetection's parameters."""
-        return {**self._start_request(), "FaceAttributes": self.face_attributes.value}
-
 
 class FaceSearchVideoJob(_VideoJob):
     """StartFaceSearch of a stored video's faces in a collection, then every page of GetFaceSearch, as one result."""
@@ -572,14 +514,6 @@ class FaceSearchVideoJob(_VideoJob):
     operation: Literal[Operation.START_FACE_SEARCH] = Operation.START_FACE_SEARCH
     collection_id: CollectionId
     face_match_threshold: Percent = 80.0
-
-    def request(self) -> dict[str, Any]:
-        """Return StartFaceSearch's parameters."""
-        return {
-            **self._start_request(),
-            "CollectionId": self.collection_id,
-            "FaceMatchThreshold": self.face_match_threshold,
-        }
 
 
 VIDEO_OPERATIONS = frozenset({Operation.START_FACE_DETECTION, Operation.START_FACE_SEARCH})
@@ -624,17 +558,26 @@ IMAGE_OPERATIONS = frozenset(
 )
 
 
+def image_parameters(job: Job) -> dict[str, S3Image | BlobImage]:
+    """The images a job reads, by the Rekognition parameter each one fills, in request order."""
+    # Read fields from __dict__: getattr on a field a model lacks goes through pydantic's slow __getattr__.
+    found = {parameter: job.__dict__.get(name) for name, parameter in IMAGE_PARAMETERS.items()}
+    return {parameter: image for parameter, image in found.items() if isinstance(image, S3Image | BlobImage)}
+
+
 def job_images(job: Job) -> list[S3Image | BlobImage]:
     """The images a job reads, in request order (CompareFaces: source, then target)."""
-    # Read fields from __dict__: getattr on a field a model lacks goes through pydantic's slow __getattr__.
-    images = [job.__dict__.get(name) for name in ("image", "source", "target")]
-    return [image for image in images if isinstance(image, S3Image | BlobImage)]
+    return list(image_parameters(job).values())
+
+
+def unique_blobs(images: Iterable[S3Image | BlobImage]) -> list[BlobImage]:
+    """The Redis blobs among a job's images, each once."""
+    return list({image.sha256: image for image in images if isinstance(image, BlobImage)}.values())
 
 
 def job_blobs(job: Job) -> list[BlobImage]:
     """The Redis blobs a job reads, each once."""
-    blobs = {image.sha256: image for image in job_images(job) if isinstance(image, BlobImage)}
-    return list(blobs.values())
+    return unique_blobs(job_images(job))
 
 
 def parse_job(payload: Any) -> Job:

@@ -9,8 +9,8 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from producer.contract import MAX_MESSAGE_BYTES, TASK_NAMES, Operation, queue_for
-from worker import metrics, prefetch, transport
+from producer.contract import TASK_NAMES, Operation, queue_for
+from worker import broker, metrics
 from worker.runtime import begin_shutdown, close_runtime, get_runtime
 from worker.settings import load_settings
 
@@ -39,26 +39,16 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     task_acks_on_failure_or_timeout=True,
     # The thread pool feeds one event loop (runtime.py); concurrency is the number of jobs in flight (a message of
-    # several jobs counts as that many: prefetch.py).
+    # several jobs counts as that many: worker/broker/prefetch.py).
     worker_pool="threads",
     worker_concurrency=settings.concurrency,
     # With late acks every prefetched message is unacked; one job per slot keeps a dying worker's share small.
     worker_prefetch_multiplier=1,
-    # kombu's Redis transport, except that an entry it cannot parse is kept as a dead letter and skipped instead of
-    # stopping the worker (worker/transport.py).
-    broker_transport="worker.transport:Transport",
-    # Celery's consumer, except that a message it refuses (bad signature, unknown task...) is also a dead letter.
-    worker_consumer="worker.consumer:Consumer",
-    broker_transport_options={
-        transport.MAX_MESSAGE_BYTES_OPTION: MAX_MESSAGE_BYTES,
-        transport.DEAD_LETTER_TTL_OPTION: settings.result_ttl_s,
-        "visibility_timeout": settings.visibility_timeout_s,
-        # kombu sweeps for expired unacked messages every interval × throttle seconds (10 × 10 by default): make
-        # the sweep itself frequent so recovery from a killed worker takes the visibility timeout, not 100 s more.
-        "unacked_restore_interval": settings.restore_interval_s,
-        "unacked_restore_throttle": 1,
-        transport.IDLE_RECHECK_OPTION: settings.idle_recheck_s,
-    },
+    # kombu's Redis transport and Celery's consumer, except that what they cannot parse or refuse is kept as a dead
+    # letter (worker/broker/).
+    broker_transport=broker.TRANSPORT,
+    worker_consumer=broker.CONSUMER,
+    broker_transport_options=broker.transport_options(settings),
     result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
     result_expires=settings.result_ttl_s,
     broker_connection_retry_on_startup=True,
@@ -93,7 +83,7 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
 @signals.task_received.connect  # type: ignore[untyped-decorator]
 def _weigh_multi_job_messages(sender: Any = None, request: Any = None, **_: Any) -> None:
     # In the consumer's thread, before it reads the next message: a message of n jobs reserves n prefetch slots.
-    prefetch.on_received(getattr(sender, "qos", None), request.id, request.args)
+    broker.on_received(getattr(sender, "qos", None), request.id, request.args)
 
 
 @signals.worker_shutting_down.connect  # type: ignore[untyped-decorator]

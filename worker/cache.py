@@ -35,10 +35,10 @@ def cacheable(job: Job) -> bool:
     return job.operation in CACHEABLE and job.use_cache
 
 
-def fingerprint(job: Job, image_identities: Sequence[str]) -> str:
-    """A hash of what determines the response: operation, parameters and image contents, in order."""
+def fingerprint(operation: str, params: dict[str, Any], image_identities: Sequence[str]) -> str:
+    """A hash of what determines the response: operation, parameters (less the images) and image contents, in order."""
     canonical = json.dumps(
-        {"operation": job.operation.value, "params": job.request(), "images": list(image_identities)},
+        {"operation": operation, "params": params, "images": list(image_identities)},
         sort_keys=True,
         separators=(",", ":"),
     )

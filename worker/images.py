@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import io
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,9 +233,27 @@ async def _s3_get(s3: Any, source: S3Image, max_bytes: int, header_only: bool) -
         raise _s3_failure(exc, source) from None
 
 
+def check_allowed(sources: Iterable[S3Image], allowed: list[str]) -> None:
+    """Refuse, before any S3 or Rekognition call, an S3 object (image or video) outside FACEQUEUE_S3_ALLOWED.
+
+    An entry is a bucket or ``bucket/key-prefix``; an empty list allows whatever the credentials can read.
+    """
+    if not allowed:
+        return
+    for source in sources:
+        if not any(
+            source.bucket == entry.partition("/")[0] and source.key.startswith(entry.partition("/")[2])
+            for entry in allowed
+        ):
+            raise PermanentError(
+                "AccessDeniedException",
+                f"{source.describe()} is outside the buckets this worker may read (FACEQUEUE_S3_ALLOWED)",
+            )
+
+
 class JobReads:
     """One job's reads, each made once: its S3 objects' ranged heads (the cache key needs the ETag, the format check
-    the bytes), and the Redis values fetched for it in one MGET before it ran (analysis.prefetch_keys)."""
+    the bytes), and the Redis values read for it in one MGET before it ran (pipeline.py's load stage)."""
 
     def __init__(self, s3: Any, max_bytes: int, redis_values: Mapping[str, bytes | None] | None = None) -> None:
         self._s3 = s3
@@ -277,10 +295,7 @@ async def rekognition_image(
     if facts is not None and facts.usable_as_is() and total <= S3_LIMIT:
         if total <= len(head):  # the ranged read holds the whole object: its end can be checked for free
             check_complete(head, facts.format)
-        s3_object = {"Bucket": source.bucket, "Name": source.key}
-        if source.version:
-            s3_object["Version"] = source.version
-        return {"S3Object": s3_object}
+        return {"S3Object": source.s3_object()}
     data, _, _ = await _s3_get(s3, source, max_bytes, header_only=False)
     return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
 

@@ -8,7 +8,6 @@ first envelope back, so Celery's result backend agrees with the stream.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from producer.contract import (
     result_key,
 )
 from worker.cache import CacheEntry
+from worker.envelopes import dead_letter
 
 _PUBLISH = """
 -- KEYS: result key, results stream, dead-letter index, dead-letter key; then, only when present and in this order:
@@ -165,7 +165,7 @@ class Publisher:
         dead = ""
         blobs: list[str] = []
         if envelope.status is JobStatus.FAILED:
-            dead = json.dumps({"job": job, "envelope": json.loads(envelope_json)}, default=str)
+            dead = dead_letter(envelope_json, job)
         else:
             blobs = [blob_key(b.sha256) for b in release]
         keys = [result_key(envelope.job_id), self._stream, DEAD_LETTERS_KEY, dead_letter_key(envelope.job_id)]
@@ -199,8 +199,7 @@ class Publisher:
 
     async def dead_letter(self, envelope: ResultEnvelope, job: Any) -> None:
         """Keep a job as a dead letter without publishing its result (for when Redis refuses the publish itself)."""
-        stored = json.loads(envelope.model_dump_json(exclude_none=True))
-        dead = json.dumps({"job": job, "envelope": stored}, default=str)
+        dead = dead_letter(envelope, job)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(DEAD_LETTERS_KEY, {envelope.job_id: time.time()})
             pipe.set(dead_letter_key(envelope.job_id), dead, ex=self._ttl_s)

@@ -18,7 +18,9 @@ from typing import Any
 
 import pybase64
 
-IMAGE_PARAMETERS = ("Image", "SourceImage", "TargetImage")
+from producer import contract
+
+IMAGE_PARAMETERS = tuple(contract.IMAGE_PARAMETERS.values())
 """The Rekognition parameters whose `Bytes` member carries a photo."""
 MIN_BYTES = 4096
 """Smaller images go through botocore unchanged: the saving would not pay for the splice."""

@@ -24,8 +24,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from producer.contract import MAX_JOBS_PER_MESSAGE
-from worker.analysis import Deps
 from worker.cache import ResponseCache
+from worker.deps import Deps
 from worker.publish import Publisher
 from worker.ratelimit import RateLimiter
 from worker.request_body import install as splice_image_bytes
@@ -57,7 +57,7 @@ def _client_config(settings: WorkerSettings) -> AioConfig:
         # One HTTP connection per job in flight, or jobs queue for a connection inside aiohttp's pool. A worker
         # may run up to one multi-job message's worth beyond its concurrency (prefetch counts are approximate).
         max_pool_connections=settings.concurrency + MAX_JOBS_PER_MESSAGE + 8,
-        # botocore's retries off: analysis.with_retries is the one retry layer for transient errors, so each
+        # botocore's retries off: calls.retrying is the one retry layer for transient errors, so each
         # attempt is counted, backed off with jitter and visible to the rate limiter.
         retries={"total_max_attempts": 1, "mode": "standard"},
         # The contract already validated every parameter against Rekognition's rules at both ends; botocore's

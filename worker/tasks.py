@@ -1,4 +1,4 @@
-"""Thin Celery shells: one task per operation, each handing its JSON job to the async core."""
+"""Thin Celery shells: one task per operation, each handing its JSON job to the job's path (pipeline.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
 from producer.contract import TASK_NAMES, Operation
-from worker import metrics, prefetch
+from worker import broker, metrics
 from worker.app import app
 from worker.errors import ShuttingDown
-from worker.process import dead_letter_refused, process, process_many
+from worker.pipeline import dead_letter_refused, process, process_many
 from worker.runtime import Runtime, get_runtime
 
 log = logging.getLogger("facequeue.worker")
@@ -23,7 +23,7 @@ REDIS_ERROR_PAUSE_CAP_S = 60.0
 """The longest a message whose jobs met a Redis error waits before going back to the queue."""
 
 
-def _after_redis_error(runtime: Runtime, job: Any, operation: Operation, task_id: str, exc: RedisError) -> list[str]:
+def after_redis_error(runtime: Runtime, job: Any, operation: Operation, task_id: str, exc: RedisError) -> list[str]:
     """Send a message whose jobs met a Redis error back to the queue, or, past FACEQUEUE_MAX_REQUEUES, keep its
     unpublished jobs as dead letters and let it be acknowledged.
 
@@ -72,9 +72,9 @@ def _shell(operation: Operation) -> Task:
             # Back to the queue for another worker; jobs it already published are skipped when it comes round.
             raise Reject("worker shutting down", requeue=True) from None
         except RedisError as exc:
-            return _after_redis_error(runtime, job, operation, task_id, exc)
+            return after_redis_error(runtime, job, operation, task_id, exc)
         finally:
-            prefetch.on_finished(task_id)
+            broker.on_finished(task_id)
 
     run.__name__ = run.__qualname__ = TASK_NAMES[operation].rpartition(".")[2]
     run.__doc__ = f"Run a {operation.value} job (a JSON object of the facequeue contract), or a list of them."

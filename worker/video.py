@@ -25,8 +25,11 @@ from producer.contract import (
     ResultEnvelope,
     utcnow,
 )
-from worker.analysis import CallOutcome, Deps, classify, envelope_for, with_retries
+from worker.calls import CallOutcome, classify, rekognition_call
+from worker.deps import Deps
+from worker.envelopes import envelope_for
 from worker.errors import PermanentError, ShuttingDown
+from worker.images import check_allowed
 from worker.publish import Publisher
 
 VideoJob = FaceDetectionVideoJob | FaceSearchVideoJob
@@ -67,38 +70,6 @@ class Continuation(BaseModel):
         return base * random.uniform(0.8, 1.2)
 
 
-def _check_allowed(job: VideoJob, allowed: list[str]) -> None:
-    # The same rule as image jobs (analysis._check_s3_allowed): a video outside FACEQUEUE_S3_ALLOWED is refused.
-    if allowed and not any(
-        job.video.bucket == entry.partition("/")[0] and job.video.key.startswith(entry.partition("/")[2])
-        for entry in allowed
-    ):
-        raise PermanentError(
-            "AccessDeniedException",
-            f"{job.video.describe()} is outside the buckets this worker may read (FACEQUEUE_S3_ALLOWED)",
-        )
-
-
-_METHODS = {
-    "StartFaceDetection": "start_face_detection",
-    "StartFaceSearch": "start_face_search",
-    "GetFaceDetection": "get_face_detection",
-    "GetFaceSearch": "get_face_search",
-}
-
-
-async def _call(deps: Deps, outcome: CallOutcome, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-    method = getattr(deps.rekognition, _METHODS[operation])
-
-    async def call() -> dict[str, Any]:
-        answer: dict[str, Any] = await method(**params)
-        return answer
-
-    response: dict[str, Any] = await with_retries(call, deps, outcome, operation)
-    response.pop("ResponseMetadata", None)
-    return response
-
-
 async def start(job: VideoJob, payload: Any, deps: Deps, publisher: Publisher) -> ResultEnvelope | Continuation:
     """Start the Rekognition job (idempotently), or publish why it could not start; never raises for a bad job."""
     already = await publisher.published(job.job_id, {})
@@ -107,8 +78,8 @@ async def start(job: VideoJob, payload: Any, deps: Deps, publisher: Publisher) -
     started_at = utcnow()
     outcome = CallOutcome()
     try:
-        _check_allowed(job, deps.settings.s3_allowed)
-        answer = await _call(deps, outcome, job.operation.value, job.request())
+        check_allowed([job.video], deps.settings.s3_allowed)
+        answer = await rekognition_call(deps, outcome, job.operation.value, job.request())()
     except (ShuttingDown, RedisError):
         raise
     except Exception as exc:  # a bad video or collection is a result, never a dead worker
@@ -140,7 +111,7 @@ async def _all_pages(
     token = first.get("NextToken")
     while token:
         params = {"JobId": video_job_id, "MaxResults": PAGE_SIZE, "NextToken": token}
-        page = await _call(deps, outcome, operation, params)
+        page = await rekognition_call(deps, outcome, operation, params)()
         items.extend(page.get(member, []))
         token = page.get("NextToken")
     merged.pop("NextToken", None)
@@ -158,7 +129,9 @@ async def poll(
     operation, member = VIDEO_GET_OPERATIONS[job.operation]
     outcome = CallOutcome()
     try:
-        first = await _call(deps, outcome, operation, {"JobId": continuation.video_job_id, "MaxResults": PAGE_SIZE})
+        first = await rekognition_call(
+            deps, outcome, operation, {"JobId": continuation.video_job_id, "MaxResults": PAGE_SIZE}
+        )()
         status = first.get("JobStatus")
         waited_s = (utcnow() - continuation.started_at).total_seconds()
         if status == "IN_PROGRESS":

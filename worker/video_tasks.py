@@ -23,9 +23,9 @@ from producer.contract import (
 from worker import metrics, video
 from worker.app import app
 from worker.errors import ShuttingDown
-from worker.process import _admit, _named, _publish
+from worker.pipeline import Admitted, admit, named, publish_refusal
 from worker.runtime import get_runtime
-from worker.tasks import _after_redis_error
+from worker.tasks import after_redis_error
 
 log = logging.getLogger("facequeue.worker")
 
@@ -55,20 +55,21 @@ def _start_shell(operation: Operation) -> Task:
     def run(self: Task, job: Any = None) -> dict[str, Any] | list[Any]:
         runtime = get_runtime()
         task_id = self.request.id or ""
-        payload = _named(job, task_id)
+        payload = named(job, task_id)
         try:
             with metrics.IN_FLIGHT.track_inprogress():
-                admitted = _admit(payload, operation, task_id, runtime.deps)
+                admitted = admit(payload, operation, task_id, runtime.deps)
                 if isinstance(admitted, ResultEnvelope):
-                    refused = runtime.run(_publish(runtime.deps, runtime.publisher, admitted, payload, None))
+                    refused = runtime.run(publish_refusal(runtime.deps, runtime.publisher, admitted, payload))
                     return refused.model_dump(mode="json", exclude_none=True)
-                assert isinstance(admitted, FaceDetectionVideoJob | FaceSearchVideoJob)
-                outcome = runtime.run(video.start(admitted, payload, runtime.deps, runtime.publisher))
+                assert isinstance(admitted, Admitted)
+                assert isinstance(admitted.job, FaceDetectionVideoJob | FaceSearchVideoJob)
+                outcome = runtime.run(video.start(admitted.job, payload, runtime.deps, runtime.publisher))
                 return _answer(outcome, operation)
         except ShuttingDown:
             raise Reject("worker shutting down", requeue=True) from None
         except RedisError as exc:
-            return _after_redis_error(runtime, job, operation, task_id, exc)
+            return after_redis_error(runtime, job, operation, task_id, exc)
 
     run.__name__ = run.__qualname__ = TASK_NAMES[operation].rpartition(".")[2]
     run.__doc__ = f"Start a {operation.value} video job (a JSON object of the facequeue contract)."
@@ -99,4 +100,4 @@ def video_poll(self: Task, continuation: Any = None) -> dict[str, Any] | list[An
     except ShuttingDown:
         raise Reject("worker shutting down", requeue=True) from None
     except RedisError as exc:
-        return _after_redis_error(runtime, waiting.job, job.operation, task_id, exc)
+        return after_redis_error(runtime, waiting.job, job.operation, task_id, exc)

@@ -17,7 +17,7 @@ from kombu import Connection, Exchange, Queue
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.photos import grace_hopper
-from worker.fetch import TAKE_SCRIPT
+from worker.broker.take import TAKE_SCRIPT
 
 pytestmark = pytest.mark.timeout(120)
 

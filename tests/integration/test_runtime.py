@@ -10,7 +10,7 @@ import redis
 import redis.asyncio as aredis
 
 from producer.contract import JobStatus, Operation, ResultEnvelope, result_key, utcnow
-from worker.process import process
+from worker.pipeline import process
 from worker.publish import Publisher
 from worker.runtime import Runtime
 from worker.settings import WorkerSettings

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.stack import worker_argv
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import S3Image, blob_key, blob_refs_key
 from producer.settings import ProducerSettings as PS
@@ -20,7 +21,6 @@ from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.photos import grace_hopper
 from worker.settings import WorkerSettings
-from worker.stack import worker_argv
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -50,7 +50,7 @@ def test_stack_up_analyze_metrics_down(tmp_path: Path) -> None:
     redis_url = f"redis://127.0.0.1:{free_port()}/0"
     metrics_port = _free_port_pair()
     env = isolated_environment(FACEQUEUE_REDIS_URL=redis_url)
-    stack = [sys.executable, "-m", "worker.stack"]
+    stack = [sys.executable, "-m", "devtools.stack"]
     state_dir = tmp_path / "stack"
     common = ["--state-dir", str(state_dir)]
     up = subprocess.run(
@@ -133,7 +133,7 @@ def test_stack_with_s3_runs_s3_jobs_without_aws_credentials_in_the_shell(tmp_pat
     )
     run = subprocess.run(
         [
-            *(sys.executable, "-m", "worker.stack", "run", "--s3", "--workers", "1", "--metrics-port", "0"),
+            *(sys.executable, "-m", "devtools.stack", "run", "--s3", "--workers", "1", "--metrics-port", "0"),
             *("--state-dir", str(tmp_path / "stack"), "--", sys.executable, str(script)),
         ],
         env=env,

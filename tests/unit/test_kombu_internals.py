@@ -1,11 +1,11 @@
 """Every private kombu and Celery name the worker relies on exists, with the shape it is used with.
 
-The worker's transport (worker/transport.py, worker/fetch.py), its consumer hooks (worker/consumer.py) and its
-prefetch weighing (worker/prefetch.py) override or call kombu's and Celery's internals. They are proven on the range
-pyproject.toml pins (docs/dependencies.md); a release that renames or drops one of them fails here, by name, instead
-of in a worker at 3 a.m. (kombu 5.6.2 lacks ``MultiChannelPoller._unregister_from_poll``: every close raised
-``AttributeError`` there). The storage format, kombu's ``unacked`` entry, is checked against kombu itself on a real
-Redis in tests/integration/test_fetch.py.
+The worker's broker plumbing (worker/broker/: its transport, transport.py and take.py; its consumer hooks,
+consumer.py; its prefetch weighing, prefetch.py) overrides or calls kombu's and Celery's internals. It is proven on
+the range pyproject.toml pins (docs/dependencies.md); a release that renames or drops one of them fails here, by
+name, instead of in a worker at 3 a.m. (kombu 5.6.2 lacks ``MultiChannelPoller._unregister_from_poll``: every close
+raised ``AttributeError`` there). The storage format, kombu's ``unacked`` entry, is checked against kombu itself on a
+real Redis in tests/integration/test_fetch.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from packaging.version import Version
 
 # (owner, name, the parameters it is called or overridden with, or None for an attribute).
 METHODS: list[tuple[Any, str, list[str] | None]] = [
-    # worker/transport.py: Channel overrides these three and kombu's poller calls them.
+    # worker/broker/transport.py: Channel overrides these three and kombu's poller calls them.
     (kombu_redis.Channel, "_brpop_start", ["self", "timeout"]),
     (kombu_redis.Channel, "_brpop_read", ["self", "options"]),
     (kombu_redis.Channel, "basic_consume", ["self", "queue", "args", "kwargs"]),
@@ -51,10 +51,10 @@ METHODS: list[tuple[Any, str, list[str] | None]] = [
     (kombu_redis.MultiChannelPoller, "_register", ["self", "channel", "client", "type"]),
     (kombu_redis.MultiChannelPoller, "_unregister_from_poll", ["self", "fileno"]),
     (kombu_redis.Transport, "register_with_event_loop", ["self", "connection", "loop"]),
-    # worker/prefetch.py: a multi-job message takes as many prefetch slots as it carries jobs.
+    # worker/broker/prefetch.py: a multi-job message takes as many prefetch slots as it carries jobs.
     (PrefetchQoS, "decrement_eventually", ["self", "n"]),
     (PrefetchQoS, "increment_eventually", ["self", "n"]),
-    # worker/consumer.py: every message Celery refuses is also kept as a dead letter.
+    # worker/broker/consumer.py: every message Celery refuses is also kept as a dead letter.
     (Consumer, "on_decode_error", ["self", "message", "exc"]),
     (Consumer, "on_invalid_task", ["self", "body", "message", "exc"]),
     (Consumer, "on_unknown_message", ["self", "body", "message"]),
@@ -64,14 +64,14 @@ METHODS: list[tuple[Any, str, list[str] | None]] = [
 # Instance attributes set in __init__ (not visible on the class).
 POLLER_ATTRIBUTES = ["_chan_to_sock", "_fd_to_chan", "poller"]
 PREFETCH_QOS_ATTRIBUTES = ["_mutex", "value"]
-# Transport options worker/app.py sets: a name kombu does not read is silently ignored.
+# Transport options the worker sets (worker/broker/options.py): a name kombu does not read is silently ignored.
 TRANSPORT_OPTIONS = ["visibility_timeout", "unacked_restore_interval", "unacked_restore_throttle"]
 
 
 @pytest.mark.parametrize(("owner", "name", "parameters"), METHODS, ids=[f"{o.__name__}.{n}" for o, n, _ in METHODS])
 def test_a_private_name_the_worker_uses_exists(owner: Any, name: str, parameters: list[str] | None) -> None:
     """kombu/Celery still has the name, and a method still takes the parameters the worker passes."""
-    assert hasattr(owner, name), f"{owner.__module__}.{owner.__name__}.{name} is gone: worker/transport.py needs it"
+    assert hasattr(owner, name), f"{owner.__module__}.{owner.__name__}.{name} is gone: worker/broker/ needs it"
     if parameters is not None:
         found = list(inspect.signature(getattr(owner, name)).parameters)
         assert found == parameters, f"{owner.__name__}.{name}{found}: the worker calls it as {parameters}"
@@ -92,7 +92,7 @@ def test_the_poller_and_prefetch_counter_keep_the_state_the_worker_reads() -> No
 
 
 def test_the_transport_options_the_worker_sets_are_read_by_kombu() -> None:
-    """kombu's channel takes each option worker/app.py sets (an unknown option is dropped without a word)."""
+    """kombu's channel takes each option the worker sets (an unknown option is dropped without a word)."""
     for option in TRANSPORT_OPTIONS:
         assert option in kombu_redis.Channel.from_transport_options, f"kombu no longer reads {option!r}"
 

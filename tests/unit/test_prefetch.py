@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kombu.common import QoS
 
-from worker import prefetch
+from worker.broker import prefetch
 
 
 def test_a_message_takes_a_slot_per_extra_job_and_returns_them_once_done() -> None:

@@ -8,11 +8,11 @@ than any message a producer sends, never reaches Celery: the worker logs it, kee
 the dead letters (bounded in size, expiring with the results) and reads the next one.
 
 It also takes messages without kombu's fetch window: a message leaves its queue and enters ``unacked`` in one
-server-side step (worker/fetch.py), so a worker killed, or a Redis restarted, as a message is handed over loses
-nothing; the message comes back after the visibility timeout like any other unacknowledged one.
+server-side step (take.py), so a worker killed, or a Redis restarted, as a message is handed over loses nothing; the
+message comes back after the visibility timeout like any other unacknowledged one.
 
-Selected with Celery's ``broker_transport`` setting (worker/app.py); the URL scheme (redis://, rediss://) still
-decides how to connect.
+Selected with Celery's ``broker_transport`` setting (worker.broker.TRANSPORT); the URL scheme (redis://, rediss://)
+still decides how to connect.
 """
 
 from __future__ import annotations
@@ -31,32 +31,21 @@ from kombu.transport.virtual import Empty
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from producer.contract import (
-    DEAD_LETTERS_KEY,
-    MAX_REFUSED_LETTERS,
-    REFUSED_LETTERS_KEY,
-    TASK_NAMES,
-    JobError,
-    JobStatus,
-    ResultEnvelope,
-    dead_letter_key,
-    utcnow,
+from producer.contract import DEAD_LETTERS_KEY, MAX_REFUSED_LETTERS, REFUSED_LETTERS_KEY, TASK_NAMES, dead_letter_key
+from worker.broker.options import (
+    DEAD_LETTER_TTL_OPTION,
+    DEFAULT_FETCH_POLL_S,
+    DEFAULT_IDLE_RECHECK_S,
+    FETCH_POLL_OPTION,
+    IDLE_RECHECK_OPTION,
+    MAX_MESSAGE_BYTES_OPTION,
 )
-from worker.fetch import TAKE_SCRIPT, TAKE_SHA, Waker
+from worker.broker.take import TAKE_SCRIPT, TAKE_SHA, Waker
+from worker.envelopes import dead_letter, head, refusal
 
 log = logging.getLogger("facequeue.worker")
 
-MAX_MESSAGE_BYTES_OPTION = "facequeue_max_message_bytes"
-DEAD_LETTER_TTL_OPTION = "facequeue_dead_letter_ttl_s"
-FETCH_POLL_OPTION = "facequeue_fetch_poll_s"
-DEFAULT_FETCH_POLL_S = 0.1
-"""How often a waiting worker takes again when Redis will not tell it about new messages (no CLIENT TRACKING)."""
-IDLE_RECHECK_OPTION = "facequeue_idle_recheck_s"
-DEFAULT_IDLE_RECHECK_S = 1.0
-"""How long a waiting worker that Redis will wake trusts that the queues are still empty: a lost wake-up costs this."""
 WAKE = "WAKE"
-EVIDENCE_CHARS = 4096
-"""How much of a refused entry a dead letter keeps: enough to recognise it, never megabytes."""
 
 
 def _text(raw: bytes | str) -> str:
@@ -71,22 +60,16 @@ def _operation_of(queue: str) -> str:
     return _OPERATIONS.get(queue.rpartition(".")[2], "Unknown")
 
 
-def refusal_letter(raw: str, queue: str, code: str, reason: str, size: int) -> tuple[str, str]:
-    """A dead letter (id, JSON) for a queue entry refused unread: its first characters, its size, its queue."""
-    letter_id = f"refused-{uuid.uuid4().hex}"
-    now = utcnow()
-    envelope = ResultEnvelope(
-        job_id=letter_id,
-        operation=_operation_of(queue),
-        status=JobStatus.FAILED,
-        error=JobError(code=code, message=reason, retryable=False),
-        attempts=0,
-        started_at=now,
-        finished_at=now,
-    )
-    evidence = {"queue": queue, "bytes": size, "head": raw[:EVIDENCE_CHARS], "truncated": len(raw) > EVIDENCE_CHARS}
-    letter = {"job": evidence, "envelope": envelope.model_dump(mode="json", exclude_none=True)}
-    return letter_id, json.dumps(letter)
+def keep_refused_message(message: Any, code: str, reason: str) -> None:
+    """Keep a message Celery refused as a dead letter, when it came through this transport (else Celery's own log
+    line is all there is: another transport, e.g. memory:// in tests)."""
+    channel = getattr(message, "channel", None)
+    if not isinstance(channel, Channel):
+        return
+    raw = getattr(message, "_raw", None)
+    text = json.dumps(raw, default=str) if raw is not None else repr(getattr(message, "body", b""))
+    queue = str((getattr(message, "delivery_info", None) or {}).get("routing_key") or "")
+    channel.keep_refused(text, queue, code, reason[:500])
 
 
 class Channel(kombu_redis.Channel):
@@ -97,8 +80,10 @@ class Channel(kombu_redis.Channel):
 
     def keep_refused(self, raw: bytes | str, queue: str, code: str, reason: str) -> None:
         """Log a refused queue entry and keep its first bytes as a dead letter; never raise."""
-        text = _text(raw)
-        letter_id, letter = refusal_letter(text, queue, code, reason, len(raw))
+        # The same dead letter as a refused job's (worker/envelopes.py), its evidence the entry's first characters.
+        letter_id = f"refused-{uuid.uuid4().hex}"
+        evidence = {"queue": queue, **head(_text(raw), len(raw))}
+        letter = dead_letter(refusal(letter_id, _operation_of(queue), code, reason), evidence)
         log.error(
             "queue %s: entry of %d bytes refused (%s: %s); kept as dead letter %s",
             queue,
@@ -144,7 +129,7 @@ class Channel(kombu_redis.Channel):
             return None
         return payload
 
-    # --- taking messages (worker/fetch.py) ---
+    # --- taking messages (take.py) ---
 
     _waiting_since: float | None = None
     _woken = False

@@ -1,0 +1,158 @@
+"""A call to Rekognition, wrapped middleware-style: retries outside, the shared rate limit inside, the call itself.
+
+Each layer is a function from a call to a call, so what wraps what reads in one line (``rekognition_call``). The
+retry layer is the only one for throttling, 5xx, timeouts and connection errors: botocore's own retries are off
+(runtime.py), so every attempt is counted in the envelope and seen by the rate limiter. S3 reads of a job's images
+go through the same retry layer alone, on their own count: they are not Rekognition calls and take no rate-limit slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore import xform_name
+from redis.exceptions import RedisError
+
+from worker import metrics
+from worker.deps import Deps
+from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
+from worker.responses import check_members
+from worker.settings import WorkerSettings
+
+T = TypeVar("T")
+Call = Callable[[], Awaitable[T]]
+
+# Codes AWS documents as worth retrying. Anything else Rekognition answers with a 4xx is the job's own fault.
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "InternalServerError",
+        "ServiceUnavailableException",
+        "LimitExceededException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
+
+
+@dataclass
+class CallOutcome:
+    """What a job's calls cost: attempts, and time in Rekognition."""
+
+    attempts: int = 0
+    rekognition_ms: float = 0.0
+
+
+def classify(exc: BaseException) -> JobFailure:
+    """Map an exception from botocore/aiohttp to a transient or permanent failure with a stable code."""
+    if isinstance(exc, JobFailure):
+        return exc
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        code = str(response["Error"].get("Code") or "UnknownError")
+        message = str(response["Error"].get("Message") or code)
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in TRANSIENT_CODES or status >= 500:
+            return TransientError(code, message)
+        return PermanentError(code, message)
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError"):
+        return PermanentError(
+            "NoCredentials" if "Credentials" in name else "NoRegion",
+            f"{exc}: configure the worker through the standard AWS chain (AWS_PROFILE, AWS_REGION, ...)",
+        )
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError) or "Timeout" in name:
+        return TransientError("Timeout", f"Rekognition did not answer in time ({name})")
+    if isinstance(exc, OSError | ConnectionError) or "Connection" in name or "Endpoint" in name:
+        return TransientError("EndpointConnectionError", f"could not reach Rekognition: {exc}")
+    return PermanentError("InternalWorkerError", f"{name}: {exc}")
+
+
+def backoff_s(attempt: int, settings: WorkerSettings) -> float:
+    """Full-jitter exponential backoff (AWS Architecture Blog): uniform(0, min(cap, base × 2^attempt))."""
+    return random.uniform(0, min(settings.backoff_cap_s, settings.backoff_base_s * 2**attempt))
+
+
+def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Call[T]:
+    """The call, retried on transient failures up to max_attempts with jittered backoff; each attempt counted."""
+
+    async def attempt() -> T:
+        settings = deps.settings
+        while True:
+            outcome.attempts += 1
+            if deps.stopping.is_set():
+                raise ShuttingDown
+            try:
+                return await call()
+            except (ShuttingDown, RedisError):
+                # Not the call's failure: the worker is stopping, or Redis (the rate limit's, a blob's) is away.
+                # The task gives the message back instead of retrying or failing the job.
+                raise
+            except Exception as exc:
+                failure = classify(exc)
+                if not failure.retryable or outcome.attempts >= settings.max_attempts:
+                    raise failure from None
+                metrics.RETRIES.labels(label, failure.code).inc()
+                await deps.pause(backoff_s(outcome.attempts - 1, settings))
+
+    return attempt
+
+
+def rate_limited(call: Call[T], deps: Deps, operation: str) -> Call[T]:
+    """The call after a slot of the operation's shared rate limit; a throttle slows every worker down."""
+
+    async def limited() -> T:
+        if deps.limiter:
+            wait_s = await deps.limiter.reserve(operation)
+            if wait_s:
+                await deps.pause(wait_s)
+        try:
+            return await call()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure.code in THROTTLING_CODES:
+                metrics.THROTTLES.labels(operation).inc()
+                if deps.limiter:
+                    await deps.limiter.throttled(operation)
+            raise failure from None
+
+    return limited
+
+
+def timed(call: Call[T], outcome: CallOutcome, operation: str) -> Call[T]:
+    """The call, its time added to the job's rekognition_ms and to the latency histogram, answered or not."""
+
+    async def measured() -> T:
+        started = time.perf_counter()
+        try:
+            return await call()
+        finally:
+            elapsed = time.perf_counter() - started
+            outcome.rekognition_ms += elapsed * 1000
+            metrics.CALL_SECONDS.labels(operation).observe(elapsed)
+
+    return measured
+
+
+def rekognition_call(deps: Deps, outcome: CallOutcome, operation: str, params: dict[str, Any]) -> Call[dict[str, Any]]:
+    """One Rekognition operation with its parameters, wrapped: retries around the rate limit around the timed call.
+
+    The answer is checked before it is believed (responses.py) and comes without its ResponseMetadata. The client
+    method is named from the operation the way boto3 names it (botocore's xform_name: DetectFaces → detect_faces).
+    """
+    method = getattr(deps.rekognition, xform_name(operation))
+
+    async def call() -> dict[str, Any]:
+        answer: dict[str, Any] = await method(**params)
+        check_members(operation, answer)
+        answer.pop("ResponseMetadata", None)
+        return answer
+
+    return retrying(rate_limited(timed(call, outcome, operation), deps, operation), deps, outcome, operation)
