@@ -56,8 +56,8 @@ test-lowest: install
 	$(LOWEST)/bin/python -m pytest $(BROKER_TESTS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check producer worker local_rekognition tests bench scripts
-	$(BIN)/ruff format --check producer worker local_rekognition tests bench scripts
+	$(BIN)/ruff check producer worker local_rekognition tests testmedia bench scripts
+	$(BIN)/ruff format --check producer worker local_rekognition tests testmedia bench scripts
 	$(BIN)/mypy
 
 # The compose stack built and run for real with podman + podman-compose (no Docker engine needed); see docs/compose.md.

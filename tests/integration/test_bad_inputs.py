@@ -18,8 +18,8 @@ from PIL import Image
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import TASK_NAMES, BlobImage, Operation, S3Image, queue_for
+from testmedia.photos import grace_hopper
 from tests.fixtures.workers import WorkerProcess
-from tests.photos import grace_hopper
 from tests.unit.test_images import _png_header_only
 
 pytestmark = pytest.mark.timeout(180)
