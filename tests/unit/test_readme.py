@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -42,6 +43,7 @@ def _names(cell: str) -> set[str]:
     return set(re.findall(r"`([^`]+)`", cell))
 
 
+@cache
 def _settings_tables() -> dict[str, list[str]]:
     """scripts/settings_table.py's rows, by settings class."""
     printed = subprocess.run(
