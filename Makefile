@@ -43,12 +43,11 @@ test: install
 	$(BIN)/python -m pytest
 
 # Before every commit: lint, the unit tests and a slice of the integration tests that takes a job through every room
-# once (CLI and library, worker pipeline, publish-once, packed messages and prefetch weighing, the cache, bad inputs,
-# users, local_rekognition's protocol and images) against the same real Redis, workers and endpoint as `make test`.
+# once (CLI and library, worker pipeline, publish-once, packed messages and prefetch weighing, bad inputs, users,
+# local_rekognition's protocol and images) against the same real Redis, workers and endpoint as `make test`.
 # Under 2 minutes on the project's 2 cores (docs/development.md has the measurement); `make test` runs it all.
 CHECK_TESTS := tests/unit tests/integration/test_pipeline.py tests/integration/test_cli.py \
-	tests/integration/test_examples.py tests/integration/test_local_rekognition_protocol.py \
-	tests/integration/test_bad_inputs.py tests/integration/test_never_pay_twice.py \
+	tests/integration/test_local_rekognition_protocol.py tests/integration/test_bad_inputs.py \
 	tests/integration/test_multi_job_messages.py tests/integration/test_pipeline_users.py \
 	tests/integration/test_local_rekognition_images.py
 check: install lint
