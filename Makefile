@@ -1,4 +1,5 @@
-# The README's two commands: `make demo` and `make test`. Each installs what it needs itself.
+# The README's two commands: `make demo` and `make test`. Each installs what it needs itself. `make check` is the
+# quick one to run before every commit.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ export FACEQUEUE_REDIS_URL
 # Photos for the demo: portraits that ship inside wheels, plus the project's shared set when it is beside us.
 PHOTOS ?= $(shell $(BIN)/python -m producer.cli.demo_photos 2>/dev/null)
 
-.PHONY: install demo test test-lowest lint stack-up stack-down bench clean compose-test
+.PHONY: install demo test check test-lowest lint stack-up stack-down bench clean compose-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,17 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# Before every commit: lint, the unit tests and a slice of the integration tests that takes a job through every room
+# once (CLI and library, worker pipeline, publish-once, packed messages and prefetch weighing, bad inputs, users,
+# local_rekognition's protocol and images) against the same real Redis, workers and endpoint as `make test`.
+# Under 2 minutes on the project's 2 cores (docs/development.md has the measurement); `make test` runs it all.
+CHECK_TESTS := tests/unit tests/integration/test_pipeline.py tests/integration/test_cli.py \
+	tests/integration/test_local_rekognition_protocol.py tests/integration/test_bad_inputs.py \
+	tests/integration/test_multi_job_messages.py tests/integration/test_pipeline_users.py \
+	tests/integration/test_local_rekognition_images.py
+check: install lint
+	$(BIN)/python -m pytest -q $(CHECK_TESTS)
+
 # The broker layer's tests (worker/broker/) on the lowest kombu and Celery that pyproject.toml admits, in a venv of
 # their own; the main venv holds the highest (docs/dependencies.md).
 LOWEST := .venv-lowest
@@ -56,8 +68,8 @@ test-lowest: install
 	$(LOWEST)/bin/python -m pytest $(BROKER_TESTS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check producer worker local_rekognition devtools tests bench scripts
-	$(BIN)/ruff format --check producer worker local_rekognition devtools tests bench scripts
+	$(BIN)/ruff check producer worker local_rekognition devtools tests testmedia bench scripts
+	$(BIN)/ruff format --check producer worker local_rekognition devtools tests testmedia bench scripts
 	$(BIN)/mypy
 
 # The compose stack built and run for real with podman + podman-compose (no Docker engine needed); see docs/compose.md.

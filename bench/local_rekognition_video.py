@@ -30,7 +30,7 @@ from local_rekognition.images import decode  # noqa: E402 - needs ROOT on sys.pa
 from local_rekognition.models import load_engine  # noqa: E402
 from local_rekognition.video.decode import FrameSampler  # noqa: E402
 from local_rekognition.video.tracker import FaceTracker  # noqa: E402
-from tests import clips  # noqa: E402
+from testmedia import clips  # noqa: E402
 
 SHARED_PHOTO = ROOT.parent / "shared" / "images" / "two_people.jpg"
 
@@ -46,7 +46,7 @@ def main() -> None:
     width, height = (int(side) for side in args.size.split("x"))
     photo = SHARED_PHOTO if SHARED_PHOTO.exists() else None
     if photo is None:
-        from tests.photos import grace_hopper
+        from testmedia.photos import grace_hopper
 
         photo = grace_hopper()
     frames = clips.frames(photo, clips.drift, seconds=args.seconds, fps=args.fps, size=(width, height))

@@ -55,7 +55,7 @@ def _open(data: bytes) -> Image.Image:
 
 
 def views(data: bytes) -> dict[str, bytes]:
-    """The same extra views as tests/imaging.py: mirrored, cropped closer, darker, brighter."""
+    """The same extra views as testmedia/imaging.py: mirrored, cropped closer, darker, brighter."""
     photo = _open(data)
     width, height = photo.size
     inset = (round(width * 0.1), round(height * 0.08), round(width * 0.9), round(height * 0.95))

@@ -35,9 +35,9 @@ from _stack import aws_env, celery_worker, redis_server  # noqa: E402 - needs th
 
 from producer import FaceQueue, ProducerSettings  # noqa: E402
 from producer.cli.show.live import Watcher  # noqa: E402
-from tests import clips  # noqa: E402
-from tests.mjpeg import mjpeg_stream  # noqa: E402
-from tests.photos import grace_hopper  # noqa: E402
+from testmedia import clips  # noqa: E402
+from testmedia.mjpeg import mjpeg_stream  # noqa: E402
+from testmedia.photos import grace_hopper  # noqa: E402
 
 
 @contextlib.contextmanager

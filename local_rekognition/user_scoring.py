@@ -5,7 +5,7 @@ calibrated similarity between the query and that mean (cosine, so the mean's len
 keeps what the photos of one person share and cancels what one photo happens to have (light, pose, blur), so a
 stranger who resembles one enrolment photo by chance scores lower against the person than against that photo,
 while a new photo of the person scores higher than against most single photos. bench/user_identification.py
-measures it against the best single face on held-out photos (README, "People: users, enrol and identify").
+measures it against the best single face on held-out photos (docs/people.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Print the README's configuration tables from the settings classes themselves: python scripts/settings_table.py."""
+"""Print docs/configuration.md's tables from the settings classes themselves: python scripts/settings_table.py."""
 
 from __future__ import annotations
 

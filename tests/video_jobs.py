@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests import clips
-from tests.photos import grace_hopper
+from testmedia import clips
+from testmedia.photos import grace_hopper
 
 
 def video_clip_in_s3(s3: Any, bucket: str, key: str = "clips/grace.mp4", seconds: float = 1.0) -> dict[str, Any]:

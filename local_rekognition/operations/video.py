@@ -21,8 +21,8 @@ from local_rekognition.errors import (
     ResourceNotFound,
 )
 from local_rekognition.operations.common import Handler, require_compatible
+from local_rekognition.operations.video_runner import check_video_object, run_job
 from local_rekognition.video.jobs import FAILED, IN_PROGRESS, VideoJob
-from local_rekognition.video.runner import check_video_object, run_job
 
 MAX_RESULTS = 1000
 """Get* return at most this many results per page, and that many when MaxResults is absent."""

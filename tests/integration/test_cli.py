@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from testmedia.photos import grace_hopper, shared_images
 from tests.fixtures.workers import WorkerProcess
 from tests.integration.clirun import cli_env, json_lines, run_cli
-from tests.photos import grace_hopper, shared_images
 
 pytestmark = pytest.mark.timeout(300)
 

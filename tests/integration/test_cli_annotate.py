@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from producer.cli.show.annotate import FACE, MATCH, SOURCE, pixel_box
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.workers import WorkerProcess
 from tests.integration.clirun import blocked_modules, cli_env, json_lines, run_cli
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from producer.contract import Operation, queue_for
+from testmedia.photos import grace_hopper
 from tests.fixtures.redis import free_port
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli, unique_photo
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from producer.cli.show.export import COLUMNS
+from testmedia.photos import grace_hopper
 from tests.fixtures.workers import WorkerProcess
 from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(300)
 

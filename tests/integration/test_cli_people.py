@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from testmedia.imaging import plain, views
+from testmedia.photos import astronaut, grace_hopper
 from tests.fixtures.workers import WorkerProcess
-from tests.imaging import plain, views
 from tests.integration.clirun import cli_env, json_lines, run_cli
-from tests.photos import astronaut, grace_hopper
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from testmedia.photos import grace_hopper
 from tests.fixtures.redis import wait_until
 from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli, unique_photo
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(300)
 

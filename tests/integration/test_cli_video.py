@@ -10,10 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import rekognition_client, s3_client
 from tests.fixtures.workers import WorkerProcess
 from tests.integration.clirun import cli_env, json_lines, run_cli
-from tests.photos import grace_hopper
 from tests.video_jobs import video_clip_in_s3
 
 

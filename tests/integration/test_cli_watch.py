@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests import clips
+from testmedia import clips
+from testmedia.mjpeg import mjpeg_stream
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import rekognition_client
 from tests.fixtures.workers import WorkerProcess
 from tests.integration.clirun import cli_env, json_lines, run_cli
-from tests.mjpeg import mjpeg_stream
-from tests.photos import grace_hopper
 
 SIZE = (320, 240)
 

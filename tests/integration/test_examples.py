@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from producer import FaceQueue, ProducerSettings, jobs
+from testmedia.photos import grace_hopper
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.integration.clirun import blocked_modules, cli_env
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(300)
 

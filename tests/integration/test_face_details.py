@@ -22,7 +22,7 @@ from local_rekognition.models import load_engine
 from local_rekognition.models.emotions import CLASSES, NO_CLASS
 from local_rekognition.models.engine import DetectedFace
 from local_rekognition.validation import service_model
-from tests.photos import astronaut, grace_hopper, shared_images
+from testmedia.photos import astronaut, grace_hopper, shared_images
 
 ALL = frozenset(ATTRIBUTE_MEMBERS)
 LABELS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(

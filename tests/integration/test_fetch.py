@@ -15,8 +15,8 @@ import redis
 from kombu import Connection, Exchange, Queue
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from testmedia.photos import grace_hopper
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 from worker.broker.take import TAKE_SCRIPT
 
 pytestmark = pytest.mark.timeout(120)

@@ -21,10 +21,10 @@ from producer.contract import (
     dead_letter_key,
     queue_for,
 )
+from testmedia.photos import grace_hopper
 from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.integration.test_signing import make_identity
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

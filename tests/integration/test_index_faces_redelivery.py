@@ -19,11 +19,11 @@ from PIL import Image, ImageEnhance, ImageOps
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import queue_for
 from producer.messages import protocol_app, task_message
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import rekognition_client
 from tests.fixtures.chaos import CHAOS, account
 from tests.fixtures.redis import every_key_but, wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

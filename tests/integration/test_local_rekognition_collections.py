@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from testmedia.imaging import big_and_small, plain
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import rekognition_client
-from tests.imaging import big_and_small, plain
-from tests.photos import grace_hopper
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

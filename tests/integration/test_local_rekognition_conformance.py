@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from local_rekognition.operations import OPERATIONS
+from testmedia.imaging import big_and_small, plain
+from testmedia.photos import grace_hopper
 from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import rekognition_client, s3_client, wait_for
-from tests.imaging import big_and_small, plain
-from tests.photos import grace_hopper
 from tests.video_jobs import video_clip_in_s3
 
 

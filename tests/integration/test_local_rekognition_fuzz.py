@@ -33,12 +33,12 @@ from PIL import Image
 
 from local_rekognition import pagination
 from local_rekognition.validation import service_model
+from testmedia.photos import grace_hopper
 from tests.botocore_shapes import shape_problems
 from tests.fixtures.aws import LocalRekognitionProcess, local_rekognition_environment, s3_client
 from tests.fuzz_http import JSON_11, Answer, Endpoint, Tally, check_answer, raw_requests
 from tests.fuzz_images import Images, image_bytes, sample_images
 from tests.fuzzing import TRICKY_STRINGS, LiveValues, ShapeFuzzer
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,8 @@ from PIL import ExifTags, Image
 
 from local_rekognition import pagination
 from local_rekognition.images import decode
-from tests.imaging import encode
-from tests.photos import grace_hopper
+from testmedia.imaging import encode
+from testmedia.photos import grace_hopper
 
 JSON_11 = "application/x-amz-json-1.1"
 

@@ -9,9 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
+from testmedia.imaging import decompression_bomb_png, encode, plain, rotated_with_exif
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import rekognition_client
-from tests.imaging import decompression_bomb_png, encode, plain, rotated_with_exif
-from tests.photos import grace_hopper
 
 
 def error_code(call: Any, **params: Any) -> str:

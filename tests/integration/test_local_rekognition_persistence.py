@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from testmedia.imaging import big_and_small
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import LocalRekognitionProcess, StartLocalRekognition, rekognition_client
-from tests.imaging import big_and_small
-from tests.photos import grace_hopper
 
 
 def files_under(directory: Path) -> set[Path]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.photos import shared_images
+from testmedia.photos import shared_images
 
 OBAMA = ["obama.jpg", "obama1.jpg", "obama2.jpg", "obama3.jpg", "obama-240p.jpg", "obama-1080p.jpg"]
 BIDEN = ["biden.jpg", "biden2.jpg"]

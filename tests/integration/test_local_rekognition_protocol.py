@@ -14,8 +14,8 @@ import aioboto3
 import pytest
 from botocore.exceptions import ClientError
 
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import FAKE_CREDENTIALS, LocalRekognitionProcess, rekognition_client, wait_for
-from tests.photos import grace_hopper
 
 JSON_11 = "application/x-amz-json-1.1"
 

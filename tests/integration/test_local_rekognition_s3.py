@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from testmedia.imaging import plain
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
-from tests.imaging import plain
-from tests.photos import grace_hopper
 
 
 def error_code(call: Any, **params: Any) -> str:

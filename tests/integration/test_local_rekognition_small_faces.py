@@ -18,8 +18,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from local_rekognition.models import load_engine
+from testmedia.photos import astronaut, grace_hopper, shared_images
 from tests.botocore_shapes import assert_output_conforms
-from tests.photos import astronaut, grace_hopper, shared_images
 
 FACE_PX = 40
 

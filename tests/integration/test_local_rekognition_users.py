@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from testmedia.imaging import big_and_small, plain, views
+from testmedia.photos import astronaut, grace_hopper
 from tests.fixtures.aws import StartLocalRekognition, rekognition_client
-from tests.imaging import big_and_small, plain, views
 from tests.integration.test_local_rekognition_collections import error_code
-from tests.photos import astronaut, grace_hopper
 
 
 @pytest.fixture

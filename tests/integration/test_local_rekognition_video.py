@@ -10,10 +10,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local_rekognition.validation import service_model
-from tests import clips
+from testmedia import clips
+from testmedia.photos import grace_hopper, shared_images
 from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import rekognition_client, s3_client, wait_for
-from tests.photos import grace_hopper, shared_images
 
 FPS = 10
 SIZE = (320, 240)

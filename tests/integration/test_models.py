@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from local_rekognition.faces import ATTRIBUTE_MEMBERS
 from local_rekognition.models import load_engine
 from local_rekognition.models.engine import DetectedFace, FaceEngine
-from tests.photos import grace_hopper, shared_images
+from testmedia.photos import grace_hopper, shared_images
 
 OBAMA = [
     "obama.jpg",

@@ -22,9 +22,9 @@ from producer.contract import (
     queue_for,
     result_key,
 )
+from testmedia.photos import grace_hopper
 from tests.fixtures.chaos import PHOTO, account
 from tests.fixtures.workers import WorkerProcess
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

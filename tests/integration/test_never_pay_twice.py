@@ -12,10 +12,10 @@ import redis.asyncio as aredis
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import S3Image
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.standin import StandIn, StartStandIn
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 from worker.ratelimit import RateLimiter, Slot
 
 pytestmark = pytest.mark.timeout(180)

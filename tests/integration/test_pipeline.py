@@ -15,9 +15,9 @@ from PIL import Image
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import TASK_NAMES, Operation, ResultEnvelope, S3Image, result_key
 from producer.messages import protocol_app, task_message
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.workers import WorkerProcess
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,10 +14,10 @@ import redis
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs, people
 from producer.contract import Job, ResultEnvelope, queue_for
 from producer.messages import protocol_app, task_message
+from testmedia.imaging import views
+from testmedia.photos import astronaut, grace_hopper
 from tests.fixtures.aws import rekognition_client
 from tests.fixtures.workers import WorkerProcess
-from tests.imaging import views
-from tests.photos import astronaut, grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -15,13 +15,13 @@ import pytest
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import S3Image
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.chaos import PHOTO
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.integration.clirun import cli_env, json_lines, run_cli
 from tests.integration.test_redis_tls import tls_redis  # noqa: F401  (the fixture)
 from tests.integration.test_signing import make_identity
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(240)
 

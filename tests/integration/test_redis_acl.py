@@ -11,10 +11,10 @@ import pytest
 import redis
 
 from producer import FaceQueue, JobStatus, ProducerSettings, ResultEnvelope, jobs
+from testmedia.photos import grace_hopper
 from tests.fixtures.redis import wait_until
 from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

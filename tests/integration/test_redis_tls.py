@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from testmedia.photos import grace_hopper
 from tests.fixtures.redis import free_port, redis_answers, wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

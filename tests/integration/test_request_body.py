@@ -9,8 +9,8 @@ from typing import Any
 import aioboto3
 import pytest
 
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import FAKE_CREDENTIALS, REGION
-from tests.photos import grace_hopper
 from worker import request_body
 
 

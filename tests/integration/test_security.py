@@ -15,11 +15,11 @@ from devtools.stack import worker_argv
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import S3Image, blob_key, blob_refs_key
 from producer.settings import ProducerSettings as PS
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.redis import RedisServer, redis_answers, wait_until
 from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 from worker.settings import WorkerSettings
 
 pytestmark = pytest.mark.timeout(180)

@@ -16,9 +16,9 @@ from cryptography.x509.oid import NameOID
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import TASK_NAMES, Operation
+from testmedia.photos import grace_hopper
 from tests.fixtures.redis import wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

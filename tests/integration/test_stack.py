@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import isolated_environment
 from tests.fixtures.redis import free_port
 from tests.fixtures.workers import ROOT
-from tests.photos import grace_hopper
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from testmedia.photos import grace_hopper
 from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,11 +14,11 @@ import redis
 from producer import FaceQueue, JobStatus, ProducerSettings
 from producer.contract import DEAD_LETTERS_KEY, rate_key
 from producer.video import appearances, face_detection, face_rows, face_search
-from tests import clips
+from testmedia import clips
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import LocalRekognitionProcess, rekognition_client, s3_client
 from tests.fixtures.redis import wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.photos import grace_hopper
 from tests.video_jobs import video_clip_in_s3
 
 pytestmark = pytest.mark.timeout(240)

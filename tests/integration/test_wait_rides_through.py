@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from producer import FaceQueue, jobs
+from testmedia.photos import grace_hopper
 from tests.fixtures.chaos import PHOTO, account
 from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.workers import ROOT
 from tests.integration.clirun import cli_env
 from tests.integration.test_redis_acl import acl_urls  # noqa: F401  (the fixture)
 from tests.integration.test_signing import make_identity
-from tests.photos import grace_hopper
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from tests.photos import grace_hopper
+from testmedia.photos import grace_hopper
 from worker.errors import PermanentError
 from worker.images import BYTES_LIMIT, inspect, normalise
 

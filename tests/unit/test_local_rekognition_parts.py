@@ -22,7 +22,7 @@ from local_rekognition.faces import face_detail, quality_reasons, requested_attr
 from local_rekognition.images import decode, image_bytes
 from local_rekognition.models.engine import Box, DetectedFace
 from local_rekognition.settings import LocalRekognitionSettings
-from tests.imaging import decompression_bomb_png, encode, plain
+from testmedia.imaging import decompression_bomb_png, encode, plain
 
 
 def detected(width: float = 100, confidence: float = 99, yaw: float = 0, **attributes: object) -> DetectedFace:

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from local_rekognition.models.quality import measure_quality
-from tests.photos import grace_hopper
+from testmedia.photos import grace_hopper
 
 # Grace Hopper's face in the matplotlib sample portrait (512x600), found by YuNet.
 FACE = (183.0, 120.0, 170.0, 213.0)

@@ -16,6 +16,7 @@ from local_rekognition.context import Services
 from local_rekognition.errors import InvalidS3Object, RekognitionError, VideoTooLarge
 from local_rekognition.faces import face_detail, requested_attributes
 from local_rekognition.models.engine import DetectedFace
+from local_rekognition.operations.search import ranked_matches
 from local_rekognition.store import Collection, CollectionNotFoundError
 from local_rekognition.video.decode import FrameSampler, UnsupportedVideo
 from local_rekognition.video.jobs import FAILED, SUCCEEDED, VideoJob
@@ -83,8 +84,6 @@ def _analyse(
 
 
 def _search(services: Services, collection: Collection, face: DetectedFace, threshold: float) -> list[dict[str, Any]]:
-    from local_rekognition.operations.search import ranked_matches
-
     assert face.embedding is not None  # _analyse asks for embeddings
     return ranked_matches(services.engine, collection, face.embedding, threshold=threshold, max_faces=MATCHES_PER_FACE)
 

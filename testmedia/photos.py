@@ -1,4 +1,4 @@
-"""Where the tests find real face photos."""
+"""Where the tests and the benchmarks find real face photos."""
 
 from __future__ import annotations
 
