@@ -82,7 +82,8 @@ def _probabilities(task: str, image: RGBImage, shape: dlib.full_object_detection
     tensor = np.ascontiguousarray(((batch - network.means) / np.float32(256.0)).transpose(0, 3, 1, 2))
     outputs = network.session.run(None, {network.input_name: tensor})
     probabilities = np.asarray(outputs[0], dtype=np.float64).mean(axis=0)
-    return probabilities / (probabilities.sum() or 1.0)
+    normalised: npt.NDArray[np.float64] = probabilities / (probabilities.sum() or 1.0)
+    return normalised
 
 
 def age_estimate(image: RGBImage, shape: dlib.full_object_detection) -> tuple[float, float]:
