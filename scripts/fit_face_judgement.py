@@ -52,6 +52,8 @@ AGE_TARGET = 0.70
 AGE_BANDS = ((0, 3), (4, 7), (8, 12), (13, 17), (18, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, 74), (75, 84))
 AGE_MIN_ERROR = 0.05
 AGE_MIN_WIDTH_YEARS = 2
+AGE_MAX_YEARS = 100
+"""High never goes past this: the widest old-age ranges would otherwise reach 115, which no photo needs."""
 
 
 @dataclass
@@ -128,6 +130,8 @@ def check_disjoint() -> None:
 def development_set() -> Iterator[Face]:
     """The development set's faces, from the photos scripts/dev_faces.py laid out."""
     for item in dev_faces.dev_faces():
+        if item.source == "wheel-portraits":
+            continue  # the wheel portraits are the check, never fitted on
         if not item.photo.is_file():
             raise SystemExit(f"{item.photo} missing: run python scripts/dev_faces.py first")
         face = measure(item.face, _rgb(item.photo.read_bytes()), item.labels)
@@ -196,7 +200,7 @@ def age_ranges(fit: AgeFit, mean: np.ndarray, spread: np.ndarray) -> tuple[np.nd
     centre = fit.centre[0] + fit.centre[1] * x + fit.centre[2] * x * x
     half = fit.factor * np.maximum(AGE_MIN_ERROR, fit.error[0] + fit.error[1] * x + fit.error[2] * spread)
     low = np.maximum(0, np.floor(np.expm1(centre - half)))
-    high = np.maximum(low + AGE_MIN_WIDTH_YEARS, np.ceil(np.expm1(centre + half)))
+    high = np.maximum(low + AGE_MIN_WIDTH_YEARS, np.minimum(AGE_MAX_YEARS, np.ceil(np.expm1(centre + half))))
     return low, high
 
 
@@ -392,6 +396,7 @@ AGE_ERROR = ({age.error[0]:.6f}, {age.error[1]:.6f}, {age.error[2]:.6f})
 AGE_HALF_WIDTH_FACTOR = {age.factor:.6f}
 AGE_MIN_ERROR = {AGE_MIN_ERROR}
 AGE_MIN_WIDTH_YEARS = {AGE_MIN_WIDTH_YEARS}
+AGE_MAX_YEARS = {AGE_MAX_YEARS}
 AGE_COVERAGE = {af["coverage"]:.3f}
 
 # Gender: temperature scaling (a slope, no offset) of the network's logit, fitted on the age set's faces aged

@@ -25,6 +25,7 @@ from local_rekognition.models.judgement_fit import (
     AGE_CENTRE,
     AGE_ERROR,
     AGE_HALF_WIDTH_FACTOR,
+    AGE_MAX_YEARS,
     AGE_MIN_ERROR,
     AGE_MIN_WIDTH_YEARS,
     GENDER_OFFSET,
@@ -105,7 +106,7 @@ def age_range_from(mean: float, spread: float) -> dict[str, int]:
     centre = AGE_CENTRE[0] + AGE_CENTRE[1] * x + AGE_CENTRE[2] * x * x
     half = AGE_HALF_WIDTH_FACTOR * max(AGE_MIN_ERROR, AGE_ERROR[0] + AGE_ERROR[1] * x + AGE_ERROR[2] * spread)
     low = max(0, math.floor(math.expm1(centre - half)))
-    high = max(low + AGE_MIN_WIDTH_YEARS, math.ceil(math.expm1(centre + half)))
+    high = max(low + AGE_MIN_WIDTH_YEARS, min(AGE_MAX_YEARS, math.ceil(math.expm1(centre + half))))
     return {"Low": low, "High": high}
 
 

@@ -12,6 +12,7 @@ AGE_ERROR = (0.250309, -0.015632, 0.179964)
 AGE_HALF_WIDTH_FACTOR = 1.183962
 AGE_MIN_ERROR = 0.05
 AGE_MIN_WIDTH_YEARS = 2
+AGE_MAX_YEARS = 100
 AGE_COVERAGE = 0.760
 
 # Gender: temperature scaling (a slope, no offset) of the network's logit, fitted on the age set's faces aged
