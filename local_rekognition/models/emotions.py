@@ -3,6 +3,10 @@
 The network's seven classes map one to one onto seven of Rekognition's eight types, neutral onto CALM. It has no
 class for CONFUSED: that type is listed (consumers iterate over all eight) with Confidence 0, i.e. "this model
 never sees confusion", and it always sorts last.
+
+FER-2013's network reads many neutral faces as ANGRY or SAD (30 of 115 calm development faces). Two fitted terms
+correct it (judgement_fit.py, docs/face-judgement.md): a prior that raises CALM's log-probability, and the
+blendshape model's smile score, which raises HAPPY's for a smiling mouth and lowers it for a still one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy.typing as npt
 
 from local_rekognition.models import wheel_weights
 from local_rekognition.models.engine import RGBImage
+from local_rekognition.models.judgement_fit import EMOTION_CALM_PRIOR, EMOTION_SMILE_WEIGHT
 from local_rekognition.models.litert import TFLiteModel
 
 # The network's output order (fer's emotion labels) and Rekognition's name for each.
@@ -54,10 +59,22 @@ def emotion_probabilities(chip: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32
     return _model().run(tensor)[0].reshape(-1)
 
 
-def emotions(image: RGBImage, points: npt.NDArray[np.float64]) -> list[dict[str, Any]]:
-    """All eight Rekognition emotion types with Confidence 0–100, highest first, as Rekognition sorts them."""
-    probabilities = emotion_probabilities(face_chip(image, points)).astype(np.float64)
-    probabilities = probabilities / (probabilities.sum() or 1.0)
+def adjusted(probabilities: npt.NDArray[np.float64], smile: float) -> npt.NDArray[np.float64]:
+    """The network's seven probabilities with the fitted CALM prior and smile term applied, summing to 1."""
+    logits = np.log(np.clip(probabilities, 1e-6, 1.0))
+    logits[CLASSES.index("CALM")] += EMOTION_CALM_PRIOR
+    logits[CLASSES.index("HAPPY")] += EMOTION_SMILE_WEIGHT * (smile - 0.5)
+    exponentials = np.exp(logits - logits.max())
+    return np.asarray(exponentials / exponentials.sum(), dtype=np.float64)
+
+
+def emotions(image: RGBImage, points: npt.NDArray[np.float64], smile: float) -> list[dict[str, Any]]:
+    """All eight Rekognition emotion types with Confidence 0–100, highest first, as Rekognition sorts them.
+
+    ``smile`` is the blendshape model's smile score (0–1) for the same face.
+    """
+    raw = emotion_probabilities(face_chip(image, points)).astype(np.float64)
+    probabilities = adjusted(raw / (raw.sum() or 1.0), smile)
     scored = [(kind, round(100.0 * float(p), 4)) for kind, p in zip(CLASSES, probabilities, strict=True)]
     scored += [(kind, 0.0) for kind in NO_CLASS]
     scored.sort(key=lambda item: item[1], reverse=True)

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from local_rekognition.models import wheel_weights
 from local_rekognition.models.emotions import emotions
 from local_rekognition.models.engine import RGBImage
+from local_rekognition.models.judgement_fit import MOUTH_OPEN_WEIGHTS
 from local_rekognition.models.litert import TFLiteModel
 from local_rekognition.models.mesh import FaceMesh
 
@@ -38,10 +39,8 @@ _MOUTH_SMILE = (44, 45)
 # Smile and EyesOpen are decided at a score of 0.5, the model's own midpoint. On the shared photos smiling faces
 # score 0.89–0.98 and neutral ones 0.01–0.14; open eyes blink 0.04–0.38.
 _DECISION = 0.5
-# MouthOpen: inner-lip gap (points 13, 14) over mouth width (61, 291). On the shared photos closed mouths measure
-# 0.00–0.09, broad smiles showing the teeth 0.13–0.22 and the speaking obama2.jpg 0.40. Open means the jaw has
-# dropped, not lips parted over closed teeth: 0.3, three quarters of a speaking mouth.
-MOUTH_OPEN_RATIO = 0.3
+# The inner lips' gap is measured at five pairs of mesh points across the mouth (middle, and two either side).
+_INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402))
 # Gaze from the iris offset: an eyeball of ~12 mm radius behind an eye opening ~30 mm wide, so an iris displaced by
 # half the opening's width has turned asin(15/12) — past the limit, i.e. fully to the corner.
 _EYE_HALF_WIDTH_OVER_RADIUS = 15.0 / 12.0
@@ -66,7 +65,7 @@ def _verdict(value: bool, score: float) -> dict[str, Any]:
 
 def smile(scores: npt.NDArray[np.float32]) -> dict[str, Any]:
     """Rekognition's Smile from the mean of mouthSmileLeft and mouthSmileRight."""
-    score = float(np.mean(scores[list(_MOUTH_SMILE)]))
+    score = smile_score(scores)
     return _verdict(score > _DECISION, score)
 
 
@@ -77,17 +76,34 @@ def eyes_open(scores: npt.NDArray[np.float32]) -> dict[str, Any]:
 
 
 def mouth_gap_ratio(points: npt.NDArray[np.float64]) -> float:
-    """The inner lips' gap over the mouth corners' distance."""
+    """The inner lips' mean gap (five point pairs across the mouth) over the mouth corners' distance."""
     width = float(np.linalg.norm(points[291, :2] - points[61, :2]))
-    return float(np.linalg.norm(points[14, :2] - points[13, :2])) / width if width else 0.0
+    if not width:
+        return 0.0
+    gaps = [float(np.linalg.norm(points[upper, :2] - points[lower, :2])) for upper, lower in _INNER_LIP_PAIRS]
+    return float(np.mean(gaps)) / width
 
 
-def mouth_open(points: npt.NDArray[np.float64]) -> dict[str, Any]:
-    """Rekognition's MouthOpen: open when the inner-lip gap passes MOUTH_OPEN_RATIO of the mouth's width."""
-    ratio = mouth_gap_ratio(points)
-    # A logistic around the threshold: 50 % at it, 95 % at ±0.1 from it.
-    score = 1.0 / (1.0 + math.exp(-(ratio - MOUTH_OPEN_RATIO) * 29.4))
-    return _verdict(ratio > MOUTH_OPEN_RATIO, score)
+def smile_score(scores: npt.NDArray[np.float32]) -> float:
+    """The mean of the blendshape model's mouthSmileLeft and mouthSmileRight (0–1)."""
+    return float(np.mean(scores[list(_MOUTH_SMILE)]))
+
+
+def mouth_open_probability(gap_ratio: float, smile: float) -> float:
+    """The calibrated probability that the lips are apart (judgement_fit.py's logistic on gap and smile)."""
+    intercept, gap_weight, smile_weight = MOUTH_OPEN_WEIGHTS
+    logit = intercept + gap_weight * gap_ratio + smile_weight * smile
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
+
+
+def mouth_open(points: npt.NDArray[np.float64], scores: npt.NDArray[np.float32]) -> dict[str, Any]:
+    """Rekognition's MouthOpen: the lips are apart, speaking, laughing or in a smile that shows the teeth.
+
+    A smile's raised corners stretch the lips thin, so the same gap means more in a smile: both go into a logistic
+    fitted on the development set, and Confidence is its probability (docs/face-judgement.md).
+    """
+    probability = mouth_open_probability(mouth_gap_ratio(points), smile_score(scores))
+    return _verdict(probability >= _DECISION, probability)
 
 
 def _iris_offsets(points: npt.NDArray[np.float64]) -> tuple[float, float]:
@@ -134,16 +150,16 @@ def describe(image: RGBImage, mesh: FaceMesh, requested: frozenset[str]) -> dict
     """The FaceDetail members for the requested attributes that the mesh, blendshapes and emotion net give."""
     requested = SUPPORTED if "ALL" in requested else requested & SUPPORTED
     result: dict[str, Any] = {}
-    if "EMOTIONS" in requested:
-        result["Emotions"] = emotions(image, mesh.points)
-    if requested & {"SMILE", "EYES_OPEN"}:
+    if requested & {"EMOTIONS", "SMILE", "EYES_OPEN", "MOUTH_OPEN"}:
         scores = blendshape_scores(mesh.points)
+        if "EMOTIONS" in requested:
+            result["Emotions"] = emotions(image, mesh.points, smile_score(scores))
         if "SMILE" in requested:
             result["Smile"] = smile(scores)
         if "EYES_OPEN" in requested:
             result["EyesOpen"] = eyes_open(scores)
-    if "MOUTH_OPEN" in requested:
-        result["MouthOpen"] = mouth_open(mesh.points)
+        if "MOUTH_OPEN" in requested:
+            result["MouthOpen"] = mouth_open(mesh.points, scores)
     if "EYE_DIRECTION" in requested:
         result["EyeDirection"] = eye_direction(mesh.points, mesh.presence)
     return result

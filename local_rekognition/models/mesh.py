@@ -29,6 +29,8 @@ class FaceMesh:
     """478×3: x and y in image pixels, z the model's relative depth in the same pixel scale (smaller is nearer)."""
     presence: float
     """0–1: the model's own belief that the crop holds a face."""
+    presence_logit: float
+    """The same belief before its sigmoid: 1.0 in float saturates, and face confidence needs the margin."""
 
 
 @cache
@@ -60,5 +62,6 @@ def face_mesh(image: RGBImage, face: FaceCandidate) -> FaceMesh:
     inverse = cv2.invertAffineTransform(matrix)
     xy = raw[:, :2] @ inverse[:, :2].T + inverse[:, 2]
     z = raw[:, 2] * side / MESH_INPUT_PX
-    presence = 1.0 / (1.0 + math.exp(-float(outputs[1].reshape(-1)[0])))
-    return FaceMesh(points=np.column_stack([xy, z]), presence=presence)
+    logit = float(outputs[1].reshape(-1)[0])
+    presence = 1.0 / (1.0 + math.exp(-logit))
+    return FaceMesh(points=np.column_stack([xy, z]), presence=presence, presence_logit=logit)

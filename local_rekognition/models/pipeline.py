@@ -8,11 +8,12 @@ import numpy as np
 from local_rekognition.models import attributes as face_attributes
 from local_rekognition.models import expressions
 from local_rekognition.models.calibration import cosine, similarity_from_cosine
+from local_rekognition.models.confidence import MIN_FACE_CONFIDENCE, face_confidence
 from local_rekognition.models.detector import FaceCandidate, detect_faces
 from local_rekognition.models.embedder import aligned_face, embed
 from local_rekognition.models.engine import Box, DetectedFace, Embedding, RGBImage
 from local_rekognition.models.landmarks import DEFAULT_TYPES, mesh_landmarks
-from local_rekognition.models.mesh import face_mesh
+from local_rekognition.models.mesh import FaceMesh, face_mesh
 from local_rekognition.models.pose import mesh_pose
 from local_rekognition.models.quality import measure_quality
 from local_rekognition.models.shape import five_point_shape
@@ -36,11 +37,23 @@ class OfflineFaceEngine:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
         bgr = np.ascontiguousarray(image[:, :, ::-1])
-        candidates = detect_faces(bgr)[: max(0, max_faces)]
-        if not candidates:
+        # The mesh runs for every candidate: Landmarks and Pose are DEFAULT members, and its presence score decides,
+        # with YuNet's, whether a candidate is a face at all (confidence.py). Largest first, up to max_faces.
+        faces: list[tuple[FaceCandidate, FaceMesh, float]] = []
+        for candidate in detect_faces(bgr):
+            if len(faces) >= max_faces:
+                break
+            mesh = face_mesh(image, candidate)
+            confidence = face_confidence(candidate.score, mesh.presence_logit)
+            if confidence >= MIN_FACE_CONFIDENCE:
+                faces.append((candidate, mesh, confidence))
+        if not faces:
             return []
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        return [self._describe(image, bgr, gray, face, attributes, want_embeddings) for face in candidates]
+        return [
+            self._describe(image, bgr, gray, face, mesh, confidence, attributes, want_embeddings)
+            for face, mesh, confidence in faces
+        ]
 
     def similarity(self, a: Embedding, b: Embedding) -> float:
         """Calibrated similarity 0-100; 80 is SFace's published same-person threshold."""
@@ -52,13 +65,13 @@ class OfflineFaceEngine:
         bgr: np.ndarray,
         gray: np.ndarray,
         face: FaceCandidate,
+        mesh: FaceMesh,
+        confidence: float,
         attributes: frozenset[str],
         want_embeddings: bool,
     ) -> DetectedFace:
         height, width = image.shape[:2]
-        # The mesh runs for every face: Landmarks and Pose are DEFAULT members, and the 468-point fit keeps Pose
-        # sane on small and turned faces, where the 5-point fit swung wildly.
-        mesh = face_mesh(image, face)
+        # The 468-point fit keeps Pose sane on small and turned faces, where the 5-point fit swung wildly.
         landmarks = mesh_landmarks(mesh.points)
         if not attributes:
             landmarks = {name: landmarks[name] for name in DEFAULT_TYPES}
@@ -69,7 +82,7 @@ class OfflineFaceEngine:
             described.update(expressions.describe(image, mesh, attributes))
         return DetectedFace(
             box=Box(*face.box),
-            confidence=100.0 * min(1.0, max(0.0, face.score)),
+            confidence=confidence,
             landmarks=landmarks,
             pose=mesh_pose(mesh.points, width, height),
             quality=measure_quality(gray, face.box),
