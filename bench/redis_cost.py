@@ -27,8 +27,8 @@ from _stack import aws_env, celery_worker, redis_server, standin
 from celery import Celery
 
 from producer import FaceQueue, ProducerSettings, jobs
+from producer.cli.demo_photos import demo_photos
 from producer.contract import batch_key
-from producer.demo_photos import demo_photos
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
     # Fail at start, not on the first job, when Redis or the AWS configuration is unusable. Size the HTTP pool for
     # the concurrency the worker really runs with (`-c` on the command line wins over FACEQUEUE_CONCURRENCY).
     concurrency = getattr(sender, "concurrency", None)
-    metrics.serve(settings.metrics_port, str(settings.redis_url), QUEUES)
+    metrics.serve(settings.metrics_port, settings, QUEUES)
     try:
         if isinstance(concurrency, int) and concurrency != settings.concurrency:
             get_runtime(settings.model_copy(update={"concurrency": concurrency}))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import FaceQueue, ProducerSettings, jobs
+from producer import FaceQueue, NotReplicatedError, ProducerSettings, jobs
 from tests.fixtures.chaos import CHAOS, PHOTO, account
 from tests.fixtures.redis import wait_until
 from tests.fixtures.sentinel import MASTER_NAME, SentinelGroup
@@ -79,8 +79,6 @@ def test_durable_writes_are_refused_with_a_clear_error_when_no_replica_answers(
     fq = FaceQueue(ProducerSettings(redis_url=url, queue=f"ha-{uuid.uuid4().hex[:8]}", **settings))  # type: ignore[arg-type]
     try:
         # When it submits, then the submit fails with an error that says the write was not replicated
-        from producer.client import NotReplicatedError  # the error a caller branches on
-
         with pytest.raises(NotReplicatedError) as raised:
             fq.submit(jobs.detect_faces(PHOTO))
         assert raised.value.code == "NotReplicated"
