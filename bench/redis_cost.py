@@ -37,17 +37,19 @@ class Counts:
 
     commands: int
     usec: int
+    by_name: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def read(cls, client: redis.Redis) -> Counts:
         """Read INFO commandstats (the INFO call itself is counted, and subtracted by the caller)."""
-        commandstats = client.info("commandstats")
-        return cls(
-            sum(int(v["calls"]) for v in commandstats.values()), sum(int(v["usec"]) for v in commandstats.values())
-        )
+        stats = client.info("commandstats")
+        by_name = tuple(sorted((name.removeprefix("cmdstat_"), int(v["calls"])) for name, v in stats.items()))
+        return cls(sum(n for _, n in by_name), sum(int(v["usec"]) for v in stats.values()), by_name)
 
     def __sub__(self, other: Counts) -> Counts:
-        return Counts(self.commands - other.commands, self.usec - other.usec)
+        before = dict(other.by_name)
+        spent = tuple((name, n - before.get(name, 0)) for name, n in self.by_name if n - before.get(name, 0))
+        return Counts(self.commands - other.commands, self.usec - other.usec, spent)
 
 
 READ_COST = Counts(1, 0)
@@ -67,7 +69,9 @@ class Cost:
         """One line of the table."""
         commands, usec = self.counts.commands / self.units, self.counts.usec / self.units
         carried = f"{1e6 / usec:10.0f}" if usec and self.unit == "job" else f"{'':>10}"
-        return f"{self.label:34} {commands:10.1f} {usec:10.1f} {carried}  per {self.unit}"
+        top = sorted(self.counts.by_name, key=lambda item: -item[1])[:6]
+        detail = ", ".join(f"{name} {n / self.units:.1f}" for name, n in top)
+        return f"{self.label:34} {commands:10.1f} {usec:10.1f} {carried}  per {self.unit}: {detail}"
 
 
 def _measure(client: redis.Redis, work: Callable[[], int]) -> Counts:
@@ -75,7 +79,7 @@ def _measure(client: redis.Redis, work: Callable[[], int]) -> Counts:
     before = Counts.read(client)
     polls = work()
     spent = Counts.read(client) - before - READ_COST
-    return Counts(spent.commands - polls, spent.usec)
+    return Counts(spent.commands - polls, spent.usec, spent.by_name)
 
 
 def _until(predicate: Callable[[], bool], timeout_s: float = 600) -> int:
