@@ -103,7 +103,7 @@ class Runtime:
         )
         self._stack.push_async_callback(redis.aclose)
         publisher = Publisher(
-            redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s
+            redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s, durable=s
         )
         deps = Deps(
             rekognition=rekognition,
