@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from producer.aclient import AsyncFaceQueue
     from producer.client import BatchHandle, BatchProgress, FaceQueue, JobHandle
+    from producer.connection import NotReplicatedError
     from producer.contract import JobError, JobStatus, Operation, ResultEnvelope
     from producer.jobs import PreparedJob
     from producer.settings import ProducerSettings
@@ -23,6 +24,7 @@ _WHERE = {
     "BatchProgress": "producer.client",
     "FaceQueue": "producer.client",
     "JobHandle": "producer.client",
+    "NotReplicatedError": "producer.connection",
     "JobError": "producer.contract",
     "JobStatus": "producer.contract",
     "Operation": "producer.contract",
@@ -39,6 +41,7 @@ __all__ = [
     "JobError",
     "JobHandle",
     "JobStatus",
+    "NotReplicatedError",
     "Operation",
     "PreparedJob",
     "ProducerSettings",

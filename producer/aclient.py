@@ -19,6 +19,7 @@ from producer.client import (
     parse_envelope,
     stream_entries,
 )
+from producer.connection import async_client
 from producer.contract import ResultEnvelope, batch_key, batch_stream_key, done_channel, new_id, result_key
 from producer.jobs import PreparedJob
 from producer.settings import ProducerSettings
@@ -29,8 +30,8 @@ class AsyncFaceQueue(ClientCore):
 
     def __init__(self, settings: ProducerSettings | None = None, client: aredis.Redis | None = None) -> None:
         super().__init__(settings)
-        self.redis: aredis.Redis = client or aredis.Redis.from_url(
-            str(self.settings.redis_url),
+        self.redis: aredis.Redis = client or async_client(
+            self.settings,
             health_check_interval=30,
             socket_keepalive=True,
             retry=AsyncRetry(REDIS_BACKOFF, REDIS_RETRIES),
@@ -58,10 +59,12 @@ class AsyncFaceQueue(ClientCore):
         for chunk in self.chunks(prepared):
             pipe = self.redis.pipeline(transaction=False)
             ids += self.chunk_commands(pipe, batch_id, chunk)
-            await pipe.execute()
+            waited = self.add_wait(pipe)
+            self.check_wait(waited, await pipe.execute(), f"batch {batch_id}: {len(ids)} jobs submitted")
         pipe = self.redis.pipeline(transaction=False)
         self.seal(pipe, batch_id, len(ids))
-        await pipe.execute()
+        waited = self.add_wait(pipe)
+        self.check_wait(waited, await pipe.execute(), f"batch {batch_id}: sealing at {len(ids)} jobs")
         return BatchHandle(batch_id, tuple(ids))
 
     async def get_result(self, job_id: str) -> ResultEnvelope | None:

@@ -15,6 +15,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from producer import jobs as _jobs
+from producer.connection import check_replicated, sync_client, wait_command
 from producer.contract import (
     DEAD_LETTERS_KEY,
     Job,
@@ -150,6 +151,18 @@ class ClientCore:
         signing = self.settings.signing()
         self._signer = Signer(signing) if signing else None
 
+    def add_wait(self, pipe: Any) -> bool:
+        """End a pipeline of writes with WAIT when they must reach replicas (FACEQUEUE_REDIS_WAIT_REPLICAS)."""
+        command = wait_command(self.settings)
+        if command is not None:
+            pipe.execute_command(*command)
+        return command is not None
+
+    def check_wait(self, waited: bool, replies: list[Any], what: str) -> None:
+        """Raise NotReplicatedError when the pipeline's WAIT says too few replicas hold its writes."""
+        if waited:
+            check_replicated(self.settings, replies[-1], what)
+
     def chunk_commands(self, pipe: Any, batch_id: str, chunk: list[PreparedJob]) -> list[str]:
         """Queue one chunk's blob stores, counters and task messages on a pipeline; return the job ids."""
         s = self.settings
@@ -233,8 +246,8 @@ class FaceQueue(ClientCore):
 
     def __init__(self, settings: ProducerSettings | None = None, client: redis.Redis | None = None) -> None:
         super().__init__(settings)
-        self.redis: redis.Redis = client or redis.Redis.from_url(
-            str(self.settings.redis_url),
+        self.redis: redis.Redis = client or sync_client(
+            self.settings,
             health_check_interval=30,
             socket_keepalive=True,
             retry=Retry(REDIS_BACKOFF, REDIS_RETRIES),
@@ -252,11 +265,8 @@ class FaceQueue(ClientCore):
 
     def ping(self, timeout_s: float = 2.0) -> None:
         """Raise redis.ConnectionError at once if Redis does not answer (no retries: for a quick health check)."""
-        quick = redis.Redis(
-            connection_pool=redis.ConnectionPool.from_url(
-                str(self.settings.redis_url), socket_connect_timeout=timeout_s, socket_timeout=timeout_s
-            ),
-            retry=Retry(REDIS_BACKOFF, 0),
+        quick = sync_client(
+            self.settings, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, retry=Retry(REDIS_BACKOFF, 0)
         )
         try:
             quick.ping()
@@ -277,10 +287,12 @@ class FaceQueue(ClientCore):
         for chunk in self.chunks(prepared):
             pipe = self.redis.pipeline(transaction=False)
             ids += self.chunk_commands(pipe, batch_id, chunk)
-            pipe.execute()
+            waited = self.add_wait(pipe)
+            self.check_wait(waited, pipe.execute(), f"batch {batch_id}: {len(ids)} jobs submitted")
         pipe = self.redis.pipeline(transaction=False)
         self.seal(pipe, batch_id, len(ids))
-        pipe.execute()
+        waited = self.add_wait(pipe)
+        self.check_wait(waited, pipe.execute(), f"batch {batch_id}: sealing at {len(ids)} jobs")
         return BatchHandle(batch_id, tuple(ids))
 
     def detect_faces(self, image: _jobs.ImageInput, **params: Any) -> JobHandle:

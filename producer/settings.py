@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, RedisDsn
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, RedisDsn, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, MAX_JOBS_PER_MESSAGE, signing_conf
 
@@ -21,14 +21,54 @@ SETTINGS_CONFIG = SettingsConfigDict(
 """How producers and workers read their settings: FACEQUEUE_* variables, then .env."""
 
 
-class ProducerSettings(BaseSettings):
-    """Settings of the facequeue client and CLI (environment prefix FACEQUEUE_, `.env` supported)."""
+def _host_ports(value: Any) -> Any:
+    """``host:port,host:port`` (how an environment variable carries it) as [(host, port), ...]."""
+    if not isinstance(value, str):
+        return value
+    pairs = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"{item!r} is not host:port (e.g. 10.0.0.5:26379)")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
+class RedisSettings(BaseSettings):
+    """How to reach Redis: shared by producers and workers, so both find the same master the same way."""
 
     model_config = SETTINGS_CONFIG
 
     # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.
     redis_url: RedisDsn = Field(default=RedisDsn("redis://127.0.0.1:6379/0"), repr=False)
-    """Broker, result store and results stream (redis:// or rediss://, password in the URL)."""
+    """Broker, result store, image blobs and results stream (redis:// or rediss://, password in the URL). With
+    Sentinel, only its credentials, database number and scheme are used: the sentinels name the server."""
+    redis_sentinels: Annotated[list[tuple[str, int]], NoDecode, BeforeValidator(_host_ports)] = Field(
+        default_factory=list
+    )
+    """Redis Sentinel addresses, host:port,host:port; set, every client asks them which server is master and
+    follows a failover. Unset: FACEQUEUE_REDIS_URL's server is used as it is."""
+    redis_sentinel_master: str = "facequeue"
+    """The name the sentinels monitor the master under (`sentinel monitor <name> ...`)."""
+    redis_sentinel_password: SecretStr | None = Field(default=None, repr=False)
+    """Password of the sentinels themselves, if they require one (`requirepass` in sentinel.conf)."""
+    redis_wait_replicas: Annotated[int, Field(ge=0, le=16)] = 0
+    """Durable writes: a submit and a publish count only once this many replicas hold them (Redis WAIT), so a
+    failover loses neither; 0 (default) trusts the master's acknowledgement (asynchronous replication)."""
+    redis_wait_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 1000
+    """How long a durable write waits for its replicas before it fails with NotReplicated."""
+
+    @model_validator(mode="after")
+    def _sentinel_has_a_master_name(self) -> RedisSettings:
+        if self.redis_sentinels and not self.redis_sentinel_master:
+            raise ValueError("FACEQUEUE_REDIS_SENTINEL_MASTER must name the master the sentinels monitor")
+        return self
+
+
+class ProducerSettings(RedisSettings):
+    """Settings of the facequeue client and CLI (environment prefix FACEQUEUE_, `.env` supported)."""
+
+    model_config = SETTINGS_CONFIG
     queue: str = DEFAULT_QUEUE
     """Base name of the Celery queues: jobs travel on `<queue>.<operation>`; workers consume them all."""
     results_stream: str = DEFAULT_RESULTS_STREAM

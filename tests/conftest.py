@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.standin",
     "tests.fixtures.chaos",
     "tests.fixtures.faultproxy",
+    "tests.fixtures.sentinel",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
+from producer.connection import celery_sentinel_options, celery_url
 from producer.contract import TASK_NAMES, Operation, queue_for
 from worker import broker, metrics
 from worker.runtime import begin_shutdown, close_runtime, get_runtime
@@ -19,8 +20,9 @@ QUEUES = (settings.queue, *(queue_for(settings.queue, op) for op in Operation))
 
 app = Celery(
     "facequeue",
-    broker=str(settings.redis_url),
-    backend=str(settings.redis_url),
+    # The URL, or one sentinel:// URL per sentinel when FACEQUEUE_REDIS_SENTINELS is set (producer/connection.py).
+    broker=celery_url(settings),
+    backend=celery_url(settings),
     include=["worker.tasks", "worker.video_tasks"],
 )
 app.conf.update(
@@ -46,10 +48,13 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # kombu's Redis transport and Celery's consumer, except that what they cannot parse or refuse is kept as a dead
     # letter (worker/broker/).
-    broker_transport=broker.TRANSPORT,
+    broker_transport=broker.SENTINEL_TRANSPORT if settings.redis_sentinels else broker.TRANSPORT,
     worker_consumer=broker.CONSUMER,
     broker_transport_options=broker.transport_options(settings),
-    result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+    result_backend_transport_options={
+        "visibility_timeout": settings.visibility_timeout_s,
+        **celery_sentinel_options(settings),
+    },
     result_expires=settings.result_ttl_s,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
@@ -68,7 +73,7 @@ def _open_runtime(sender: Any = None, **_: Any) -> None:
     # Fail at start, not on the first job, when Redis or the AWS configuration is unusable. Size the HTTP pool for
     # the concurrency the worker really runs with (`-c` on the command line wins over FACEQUEUE_CONCURRENCY).
     concurrency = getattr(sender, "concurrency", None)
-    metrics.serve(settings.metrics_port, str(settings.redis_url), QUEUES)
+    metrics.serve(settings.metrics_port, settings, QUEUES)
     try:
         if isinstance(concurrency, int) and concurrency != settings.concurrency:
             get_runtime(settings.model_copy(update={"concurrency": concurrency}))

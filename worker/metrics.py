@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from producer.connection import RedisTarget, sync_client
+
 REGISTRY = CollectorRegistry()
 
 JOBS = Counter("facequeue_jobs", "Jobs finished, by operation and status.", ["operation", "status"], registry=REGISTRY)
@@ -39,8 +41,8 @@ IN_FLIGHT = Gauge("facequeue_jobs_in_flight", "Jobs being processed by this work
 class QueueDepth(Collector):
     """Messages waiting in each facequeue queue, read with LLEN when Prometheus scrapes."""
 
-    def __init__(self, redis_url: str, queues: Sequence[str]) -> None:
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2)
+    def __init__(self, client: redis.Redis, queues: Sequence[str]) -> None:
+        self._redis = client
         self._queues = list(queues)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -60,7 +62,7 @@ class QueueDepth(Collector):
 _served: dict[int, Any] = {}
 
 
-def serve(port: int, redis_url: str, queues: Sequence[str]) -> Any:
+def serve(port: int, target: RedisTarget, queues: Sequence[str]) -> Any:
     """Start the metrics HTTP server in a daemon thread, once per process; None when port is 0 or taken."""
     if not port or os.getpid() in _served:
         return _served.get(os.getpid())
@@ -70,7 +72,7 @@ def serve(port: int, redis_url: str, queues: Sequence[str]) -> Any:
         # A second process on the host (prefork children, a second worker) must not die for want of a port.
         logging.getLogger("facequeue.metrics").warning("metrics not served on port %s: %s", port, exc)
         return None
-    REGISTRY.register(QueueDepth(redis_url, queues))
+    REGISTRY.register(QueueDepth(sync_client(target, socket_timeout=2), queues))
     _served[os.getpid()] = server
     return server
 

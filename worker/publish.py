@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from producer.connection import RedisTarget, check_replicated, wait_command
 from producer.contract import (
     DEAD_LETTERS_KEY,
     BlobImage,
@@ -84,9 +85,11 @@ class _Coalesced:
     restart) runs again on its own, loading the script.
     """
 
-    def __init__(self, redis: Any, script: Any) -> None:
+    def __init__(self, redis: Any, script: Any, durable: RedisTarget | None = None) -> None:
         self._redis = redis
         self._script = script
+        # Durable writes (FACEQUEUE_REDIS_WAIT_REPLICAS): every round trip ends with WAIT, on the same connection.
+        self._durable = durable if durable is not None and wait_command(durable) else None
         self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
@@ -107,7 +110,9 @@ class _Coalesced:
 
     async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
         try:
-            if len(batch) == 1:
+            if self._durable is not None:
+                results = await self._send_durable(batch, self._durable)
+            elif len(batch) == 1:
                 keys, args, _ = batch[0]
                 results = [await self._script(keys=keys, args=args)]
             else:
@@ -126,6 +131,32 @@ class _Coalesced:
             if not isinstance(exc, Exception):
                 raise
             return
+        self._answer(batch, results)
+
+    async def _send_durable(
+        self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]], target: RedisTarget
+    ) -> list[Any]:
+        """The batch's scripts and a WAIT in one pipeline; NotReplicatedError when too few replicas confirm them."""
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for keys, args, _ in batch:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            pipe.execute_command(*wait_command(target))  # type: ignore[misc]
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            *results, acknowledged = replies
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                # A new master (a failover) or a restart emptied the script cache: load it and send the batch again,
+                # which publishes nothing twice (SET NX), so that the WAIT covers every write on one connection.
+                await self._redis.script_load(_PUBLISH)
+                continue
+            if isinstance(acknowledged, Exception):
+                raise acknowledged
+            check_replicated(target, acknowledged, f"publishing {len(batch)} results")
+            return results
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _answer(batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]], results: list[Any]) -> None:
         for (_, _, answer), result in zip(batch, results, strict=True):
             if answer.done():  # its job was cancelled meanwhile; the publish itself went through
                 continue
@@ -138,9 +169,11 @@ class _Coalesced:
 class Publisher:
     """Publishes envelopes through one registered Lua script, pipelined across jobs that publish together."""
 
-    def __init__(self, redis: Any, *, stream: str, stream_maxlen: int, ttl_s: int) -> None:
+    def __init__(
+        self, redis: Any, *, stream: str, stream_maxlen: int, ttl_s: int, durable: RedisTarget | None = None
+    ) -> None:
         self._redis = redis
-        self._script = _Coalesced(redis, redis.register_script(_PUBLISH))
+        self._script = _Coalesced(redis, redis.register_script(_PUBLISH), durable)
         self._stream = stream
         self._maxlen = stream_maxlen
         self._ttl_s = ttl_s

@@ -18,11 +18,11 @@ from importlib.metadata import version
 from typing import Any, TypeVar
 
 import aioboto3
-import redis.asyncio as aredis
 from aiobotocore.config import AioConfig
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from producer.connection import async_client
 from producer.contract import MAX_JOBS_PER_MESSAGE
 from worker.cache import ResponseCache
 from worker.deps import Deps
@@ -91,22 +91,19 @@ class Runtime:
         splice_image_bytes(rekognition)
         check_response_bodies(rekognition)
         s3 = await self._stack.enter_async_context(session.client("s3", config=config, region_name=s.aws_region))
-        pool = aredis.BlockingConnectionPool.from_url(
-            str(s.redis_url),
-            # One connection per job in flight; past that a command waits for a free one (timeout None) instead of
-            # failing with MaxConnectionsError, which would fail a job that has nothing wrong with it.
+        redis = async_client(
+            s,
+            # One connection per job in flight; past that a command waits for a free one.
             max_connections=s.concurrency + MAX_JOBS_PER_MESSAGE + 8,
-            timeout=None,
             health_check_interval=30,
             socket_keepalive=True,
-            # Ride out a Redis restart (~30 s) while publishing: every write the worker makes is idempotent (SET
-            # NX guards publication), so repeating one after a lost reply is safe.
+            # Ride out a Redis restart or failover (~30 s) while publishing: every write the worker makes is
+            # idempotent (SET NX guards publication), so repeating one after a lost reply is safe.
             retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), 20),
         )
-        redis = aredis.Redis.from_pool(pool)
         self._stack.push_async_callback(redis.aclose)
         publisher = Publisher(
-            redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s
+            redis, stream=s.results_stream, stream_maxlen=s.results_stream_maxlen, ttl_s=s.result_ttl_s, durable=s
         )
         deps = Deps(
             rekognition=rekognition,

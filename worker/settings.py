@@ -10,21 +10,17 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, RedisDsn, ValidationError, model_validator
-from pydantic_settings import BaseSettings
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 
 from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, signing_conf
-from producer.settings import SETTINGS_CONFIG
+from producer.settings import SETTINGS_CONFIG, RedisSettings
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(RedisSettings):
     """Settings of a facequeue worker process (environment prefix FACEQUEUE_, `.env` supported)."""
 
     model_config = SETTINGS_CONFIG
 
-    # repr=False: the URL may carry the Redis password, and settings objects end up in logs and tracebacks.
-    redis_url: RedisDsn = Field(default=RedisDsn("redis://127.0.0.1:6379/0"), repr=False)
-    """Broker, result backend, image blobs and results stream."""
     queue: str = DEFAULT_QUEUE
     """Base name of the queues consumed: `<queue>` and `<queue>.<operation>` for every operation."""
     results_stream: str = DEFAULT_RESULTS_STREAM

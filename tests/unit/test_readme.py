@@ -12,6 +12,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import redis
 from pydantic import BaseModel
 
 import producer.contract
@@ -115,7 +116,7 @@ def test_the_metrics_table_is_the_workers_metrics() -> None:
     rows = _rows((DOCS / "deployment.md").read_text(), "## Metrics")
     documented = {row[0].strip("`"): row[1].split()[0] for row in rows}
     # Counters are exposed with _total, as Prometheus names them; the queue depth is collected at scrape time.
-    families = [*REGISTRY.collect(), *QueueDepth("redis://127.0.0.1:1/0", []).collect()]
+    families = [*REGISTRY.collect(), *QueueDepth(redis.Redis.from_url("redis://127.0.0.1:1/0"), []).collect()]
     exposed = {family.name + ("_total" if family.type == "counter" else ""): family.type for family in families}
     assert documented == exposed
 

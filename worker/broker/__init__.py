@@ -15,8 +15,11 @@ TRANSPORT = "worker.broker.transport:Transport"
 """Celery's ``broker_transport``: kombu's Redis transport, except that an entry it cannot parse is kept as a dead
 letter and skipped instead of stopping the worker, and a message is taken without kombu's fetch window."""
 
+SENTINEL_TRANSPORT = "worker.broker.transport:SentinelTransport"
+"""The same transport finding the master through Redis Sentinel (FACEQUEUE_REDIS_SENTINELS)."""
+
 CONSUMER = "worker.broker.consumer:Consumer"
 """Celery's ``worker_consumer``: Celery's consumer, except that a message it refuses (bad signature, unknown task...)
 is also kept as a dead letter."""
 
-__all__ = ["CONSUMER", "TRANSPORT", "on_finished", "on_received", "transport_options"]
+__all__ = ["CONSUMER", "SENTINEL_TRANSPORT", "TRANSPORT", "on_finished", "on_received", "transport_options"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from producer.connection import celery_sentinel_options
 from producer.contract import MAX_MESSAGE_BYTES
 from worker.settings import WorkerSettings
 
@@ -28,4 +29,6 @@ def transport_options(settings: WorkerSettings) -> dict[str, Any]:
         "unacked_restore_interval": settings.restore_interval_s,
         "unacked_restore_throttle": 1,
         IDLE_RECHECK_OPTION: settings.idle_recheck_s,
+        # With Sentinel: the master's name, so kombu asks the sentinels for it (and again after a failover).
+        **celery_sentinel_options(settings),
     }

@@ -22,31 +22,37 @@ TAKE_SCRIPT = """
 -- ARGV[1] the time to index the message at, ARGV[2] the largest entry worth decoding.
 -- The entry is read, recorded, and only then popped: a write Redis refuses (out of memory on Redis 6) aborts the
 -- script before the pop, leaving the message queued rather than popped and lost.
-for i = 3, #KEYS do
-  local item = redis.call('LINDEX', KEYS[i], -1)
-  if item then
-    local tag = false
-    if #item <= tonumber(ARGV[2]) then
-      local ok, msg = pcall(cjson.decode, item)
-      if ok and type(msg) == 'table' and type(msg.properties) == 'table' then
-        local info = msg.properties.delivery_info
-        local candidate = msg.properties.delivery_tag
-        if type(candidate) == 'string' and type(info) == 'table'
-            and type(info.exchange) == 'string' and type(info.routing_key) == 'string' then
-          tag = candidate
-          -- The entry kombu's QoS.append writes, with the payload kept byte for byte.
-          local entry = '[' .. item .. ', ' .. cjson.encode(info.exchange) .. ', '
-            .. cjson.encode(info.routing_key) .. ']'
-          redis.call('ZADD', KEYS[2], ARGV[1], tag)
-          redis.call('HSET', KEYS[1], tag, entry)
-        end
-      end
+-- The first non-empty queue key is found by halving with multi-key EXISTS: 1 + log2(n) commands instead of one
+-- LINDEX per empty key (72 keys: at most 8 instead of 72), so an idle worker and an empty take cost Redis little.
+local lo, hi = 3, #KEYS
+if hi < lo or redis.call('EXISTS', unpack(KEYS, lo, hi)) == 0 then
+  return false
+end
+while lo < hi do
+  local mid = math.floor((lo + hi) / 2)
+  if redis.call('EXISTS', unpack(KEYS, lo, mid)) > 0 then hi = mid else lo = mid + 1 end
+end
+local queue = KEYS[lo]
+local item = redis.call('LINDEX', queue, -1)
+local tag = false
+if #item <= tonumber(ARGV[2]) then
+  local ok, msg = pcall(cjson.decode, item)
+  if ok and type(msg) == 'table' and type(msg.properties) == 'table' then
+    local info = msg.properties.delivery_info
+    local candidate = msg.properties.delivery_tag
+    if type(candidate) == 'string' and type(info) == 'table'
+        and type(info.exchange) == 'string' and type(info.routing_key) == 'string' then
+      tag = candidate
+      -- The entry kombu's QoS.append writes, with the payload kept byte for byte.
+      local entry = '[' .. item .. ', ' .. cjson.encode(info.exchange) .. ', '
+        .. cjson.encode(info.routing_key) .. ']'
+      redis.call('ZADD', KEYS[2], ARGV[1], tag)
+      redis.call('HSET', KEYS[1], tag, entry)
     end
-    redis.call('RPOP', KEYS[i])
-    return {KEYS[i], item, tag}
   end
 end
-return false
+redis.call('RPOP', queue)
+return {queue, item, tag}
 """
 
 TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest()

@@ -369,3 +369,18 @@ class Transport(kombu_redis.Transport):
 
 def _nothing() -> None:
     """A timer that only wakes the event loop, whose tick then runs the poller."""
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The refusing, fetch-window-free channel on the master Redis Sentinel names; a failover reconnects it there.
+
+    The take script and the waker ride its connections: on the new master the script is loaded again (NOSCRIPT)
+    and CLIENT TRACKING re-armed, since both belong to a connection that is new.
+    """
+
+
+class SentinelTransport(Transport):
+    """The facequeue transport for sentinel:// URLs (kombu's SentinelTransport, with the facequeue channel)."""
+
+    Channel = SentinelChannel
+    default_port = 26379  # type: ignore[assignment]

@@ -1,0 +1,87 @@
+"""Redis Sentinel: the master SIGKILLed mid-batch, the sentinels promote the replica, producer and workers follow.
+
+Real processes throughout: a master, a replica and three sentinels (tests/fixtures/sentinel.py), real worker
+processes, and the protocol-level stand-in as the Rekognition endpoint (it counts calls).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from producer import FaceQueue, NotReplicatedError, ProducerSettings, jobs
+from tests.fixtures.chaos import CHAOS, PHOTO, account
+from tests.fixtures.redis import wait_until
+from tests.fixtures.sentinel import MASTER_NAME, SentinelGroup
+from tests.fixtures.standin import StartStandIn
+from tests.fixtures.workers import WorkerProcess, worker_environment
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+
+
+def _sentinel_settings(group: SentinelGroup, durable: bool) -> dict[str, str]:
+    return {
+        "redis_sentinels": group.addresses,
+        "redis_sentinel_master": MASTER_NAME,
+        "redis_wait_replicas": "1" if durable else "0",
+    }
+
+
+def test_a_master_killed_mid_batch_fails_over_with_nothing_lost_or_published_twice(
+    sentinel_group: SentinelGroup,
+    start_standin: StartStandIn,
+    start_worker: Callable[..., WorkerProcess],
+    moto_s3_url: str,
+    tmp_path: Path,
+) -> None:
+    # Given a Sentinel deployment, two workers and a producer that find the master through the sentinels and count
+    # a write only once a replica has it (durable writes)
+    group = sentinel_group
+    first_master = group.master_port()
+    url = f"redis://127.0.0.1:{first_master}/0"  # only the database number and credentials are read from it
+    standin = start_standin("--delay-ms", "100")
+    queue = f"ha-{uuid.uuid4().hex[:8]}"
+    settings = _sentinel_settings(group, durable=True)
+    env = worker_environment(url, standin.url, moto_s3_url, queue, **{**CHAOS, **settings})
+    workers = [start_worker(env, concurrency=16) for _ in range(2)]
+    fq = FaceQueue(ProducerSettings(redis_url=url, queue=queue, **settings))  # type: ignore[arg-type]
+    try:
+        batch = fq.submit_many(jobs.detect_faces(PHOTO, label=str(i)) for i in range(240))
+        wait_until(lambda: fq.progress(batch.batch_id).done >= 40, 90, "40 results before the failover")
+        # When the master is SIGKILLed mid-batch, the sentinels promote the replica, and the old master comes back
+        # as a replica of the new one
+        killed = group.kill_master()
+        new_master = group.wait_for_new_master(first_master)
+        group.rejoin(killed)
+        results = fq.wait(batch.batch_id, timeout_s=180)
+        # Then the batch completes on the new master: every job once, none lost, none published twice
+        assert new_master != first_master
+        summary = account(fq.redis, fq, batch)
+        assert summary == {"submitted": 240, "succeeded": 240, "failed": 0, "lost": 0, "duplicated": 0}
+        assert sorted(r.job_id for r in results) == sorted(batch.job_ids)
+        # ... and the workers are still running, having followed the failover themselves
+        assert all(w.alive for w in workers)
+    finally:
+        fq.close()
+
+
+def test_durable_writes_are_refused_with_a_clear_error_when_no_replica_answers(
+    sentinel_group: SentinelGroup,
+) -> None:
+    # Given a producer that counts a submit only once a replica has it, and a deployment whose replica is gone
+    group = sentinel_group
+    group.replica.stop()
+    settings = _sentinel_settings(group, durable=True) | {"redis_wait_timeout_ms": "300"}
+    url = f"redis://127.0.0.1:{group.master_port()}/0"
+    fq = FaceQueue(ProducerSettings(redis_url=url, queue=f"ha-{uuid.uuid4().hex[:8]}", **settings))  # type: ignore[arg-type]
+    try:
+        # When it submits, then the submit fails with an error that says the write was not replicated
+        with pytest.raises(NotReplicatedError) as raised:
+            fq.submit(jobs.detect_faces(PHOTO))
+        assert raised.value.code == "NotReplicated"
+        assert "0 of 1 replicas" in str(raised.value)
+    finally:
+        fq.close()
