@@ -136,11 +136,11 @@ def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 
 def _streak(image: np.ndarray, length: int, degrees: float) -> np.ndarray:
-    kernel = np.zeros((length, length), np.float32)
-    kernel[length // 2, :] = 1.0
+    line = np.zeros((length, length), np.float32)
+    line[length // 2, :] = 1.0
     centre = ((length - 1) / 2, (length - 1) / 2)
-    kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D(centre, degrees, 1.0), (length, length))
-    blurred = cv2.filter2D(image.astype(np.float32), -1, kernel / kernel.sum())
+    kernel = np.asarray(cv2.warpAffine(line, cv2.getRotationMatrix2D(centre, degrees, 1.0), (length, length)))
+    blurred = np.asarray(cv2.filter2D(image.astype(np.float32), -1, kernel / kernel.sum()))
     return np.asarray(blurred.clip(0, 255), dtype=np.uint8)
 
 
@@ -181,7 +181,7 @@ def scenes(portraits: Sequence[Portrait], prefix: str) -> list[Scene]:
     made = []
     for index, condition in enumerate(CONDITIONS):
         order = list(portraits)
-        np.random.default_rng(index).shuffle(order)  # type: ignore[arg-type]
+        np.random.default_rng(index).shuffle(order)
         made.append(make_scene(f"{prefix}-{index}", order, condition, seed=index))
     return made
 
