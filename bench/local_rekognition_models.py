@@ -5,7 +5,11 @@ Prints photos/s and latency p50/p99 for DetectFaces DEFAULT and ALL and for embe
 SearchFacesByImage pay), then same/different-person verification at each library's own threshold.
 The last line carries the headline ratio.
 
+Then small faces (bench/small_faces.py): same/different-person similarity of faces 40-60 px wide and IndexFaces
+counts, for the engine's embedder and the one before it, from the same run.
+
     python bench/local_rekognition_models.py [--photos N] [--repeat R] [--cpu C]
+        [--people-photos DIR] [--group-photos DIR] [--no-small-faces]
 """
 
 from __future__ import annotations
@@ -227,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=None, help="use only the first N photos")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes over the photos")
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the first allowed)")
+    parser.add_argument("--people-photos", type=Path, help="labelled photos of bench/small_face_photos.json")
+    parser.add_argument("--group-photos", type=Path, help="dlib's examples/faces (photos and box XML)")
+    parser.add_argument("--no-small-faces", action="store_true", help="skip the small-face figures")
     args = parser.parse_args(argv)
 
     cpu = pin_to_one_cpu(args.cpu)
@@ -271,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ours_ok, pairs = verification({p.name: ours.embed(p.image) for p in photos if p.person}, photos, ours.same)
     _row("verification (pairs ok)", f"{ours.name} (similarity >= 80)", f"{ours_ok}/{pairs}", "", "")
+    if not args.no_small_faces:
+        from bench.small_faces import report
+
+        for line in report(SHARED_IMAGES, args.people_photos, args.group_photos):
+            print(line)
     if peer is None:
         print(
             "headline: face_recognition absent, no ratio; DetectFaces DEFAULT "
