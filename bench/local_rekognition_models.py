@@ -150,6 +150,18 @@ class Ours:
         faces = self.engine.analyze(image, want_embeddings=True)
         return faces[0].embedding if faces else None
 
+    def embed_before(self, image: np.ndarray) -> Any:
+        """The same call with the embedder before the mesh alignment (SFace on YuNet's points only): the baseline."""
+        from local_rekognition.models import pipeline
+        from local_rekognition.models.embedder import aligned_face, embed
+
+        current = pipeline.face_embedding
+        pipeline.face_embedding = lambda bgr, face, mesh: embed(aligned_face(bgr, face))
+        try:
+            return self.embed(image)
+        finally:
+            pipeline.face_embedding = current
+
     def same(self, a: Any, b: Any) -> bool:
         return self.engine.similarity(a, b) >= OURS_THRESHOLD
 
@@ -249,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("DetectFaces DEFAULT", ours.name, ours.detect_default),
         ("DetectFaces ALL", ours.name, ours.detect_all),
         ("embedding (IndexFaces)", ours.name, ours.embed),
+        ("embedding (IndexFaces)", f"{ours.name}, YuNet-only embedder (before)", ours.embed_before),
     ]
     if peer is not None:
         operations.insert(1, ("DetectFaces DEFAULT", peer.label, peer.detect_default))
@@ -278,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ours_ok, pairs = verification({p.name: ours.embed(p.image) for p in photos if p.person}, photos, ours.same)
     _row("verification (pairs ok)", f"{ours.name} (similarity >= 80)", f"{ours_ok}/{pairs}", "", "")
+    before_ok, _ = verification({p.name: ours.embed_before(p.image) for p in photos if p.person}, photos, ours.same)
+    _row("verification (pairs ok)", "YuNet-only embedder (before)", f"{before_ok}/{pairs}", "", "")
     if not args.no_small_faces:
         from bench.small_faces import report
 

@@ -11,7 +11,8 @@ Three sources, none of them a held-out photo:
 
 Photos are never committed: small_face_photos.json names each one's repository, commit and path.
 Each embedder is scored on the same detections: the engine's (SFace on YuNet's and the mesh's alignments,
-averaged) beside SFace on YuNet's points alone, the embedder before this change, as the baseline.
+averaged) beside SFace on YuNet's points alone, the embedder before this change, as the baseline, and, when
+face_recognition_models is installed, dlib's ResNet (its 0.6 distance tolerance mapped to 80).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +53,46 @@ def yunet_only_embedding(rgb: np.ndarray, face: FaceCandidate) -> np.ndarray:
     return embed(aligned_face(np.ascontiguousarray(rgb[:, :, ::-1]), face))
 
 
-EMBEDDERS: dict[str, Embedder] = {"mesh+YuNet (now)": engine_embedding, "YuNet only (before)": yunet_only_embedding}
+def sface_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """The engine's calibrated similarity (SFace's LFW threshold at 80)."""
+    return similarity_from_cosine(cosine(a, b))
+
+
+# dlib's own same-person tolerance (face distance 0.6) mapped to 80 by the same logistic form as SFace's cosine.
+_DLIB_TOLERANCE = 0.6
+
+
+def dlib_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """dlib ResNet's face distance on a 0-100 scale, its 0.6 tolerance at exactly 80."""
+    distance = float(np.linalg.norm(a - b))
+    return 100.0 / (1.0 + 0.25 * math.exp(-20.0 * (_DLIB_TOLERANCE - distance)))
+
+
+def _dlib_embedder() -> Embedder | None:
+    """dlib's ResNet (face_recognition_models, when installed) on dlib's 5-point shape of YuNet's face."""
+    try:
+        import dlib  # type: ignore[import-untyped]
+        import face_recognition_models  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    from local_rekognition.models.shape import five_point_shape
+
+    encoder = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
+
+    def embed_dlib(rgb: np.ndarray, face: FaceCandidate) -> np.ndarray:
+        # face_recognition's defaults: a 150-px chip with 0.25 padding, no jitter.
+        return np.asarray(encoder.compute_face_descriptor(rgb, five_point_shape(rgb, face), 0, 0.25))
+
+    return embed_dlib
+
+
+EMBEDDERS: dict[str, tuple[Embedder, Callable[[np.ndarray, np.ndarray], float]]] = {
+    "mesh+YuNet (now)": (engine_embedding, sface_similarity),
+    "YuNet only (before)": (yunet_only_embedding, sface_similarity),
+}
+_dlib = _dlib_embedder()
+if _dlib is not None:
+    EMBEDDERS["dlib ResNet"] = (_dlib, dlib_similarity)
 
 
 @dataclass
@@ -95,7 +136,7 @@ def _rgb_from(stream: io.BytesIO) -> np.ndarray:
 
 
 def _embed(rgb: np.ndarray, face: FaceCandidate) -> dict[str, np.ndarray]:
-    return {name: embedder(rgb, face) for name, embedder in EMBEDDERS.items()}
+    return {name: embedder(rgb, face) for name, (embedder, _) in EMBEDDERS.items()}
 
 
 def pairs(samples: Sequence[Sample], embedder: str, kinds: tuple[bool, bool]) -> PairFigures:
@@ -104,7 +145,7 @@ def pairs(samples: Sequence[Sample], embedder: str, kinds: tuple[bool, bool]) ->
     for a, b in itertools.combinations(samples, 2):
         if a.photo == b.photo or tuple(sorted((a.small, b.small))) != tuple(sorted(kinds)):
             continue
-        similarity = similarity_from_cosine(cosine(a.embeddings[embedder], b.embeddings[embedder]))
+        similarity = EMBEDDERS[embedder][1](a.embeddings[embedder], b.embeddings[embedder])
         (same if a.person == b.person else different).append(similarity)
     return PairFigures(same, different)
 
