@@ -13,6 +13,7 @@ from pathlib import Path
 
 from local_rekognition.celebrity_gallery import KNOWN_GENDERS, CelebrityGallery, GalleryError
 from local_rekognition.context import celebrity_dir
+from local_rekognition.models.wheel_weights import WeightsMissing
 from local_rekognition.settings import LocalRekognitionSettings
 
 
@@ -38,7 +39,11 @@ def main(argv: list[str]) -> int:
     """Run one gallery command; 0 on success, 1 with a one-line reason on stderr otherwise."""
     args = _parser().parse_args(argv)
     data_dir = args.data_dir or LocalRekognitionSettings().data_dir
-    gallery = CelebrityGallery(celebrity_dir(data_dir))
+    try:
+        gallery = CelebrityGallery(celebrity_dir(data_dir))
+    except WeightsMissing as exc:
+        print(f"local-rekognition celebrities: {exc}", file=sys.stderr)
+        return 1
     if args.command == "list":
         for person in gallery.people():
             print(json.dumps({"Id": person.celebrity_id, **person.info(), "Portraits": len(person.portraits)}))

@@ -1,7 +1,8 @@
 """The celebrity gallery behind RecognizeCelebrities: named people, each with portraits, an id and URLs.
 
-Two sources. Built in: the public-domain portraits that installed wheels carry (Grace Hopper in matplotlib,
-Eileen Collins in scikit-image), with their public identifiers. Added by an operator
+Two sources. Built in: the public-domain portraits that pinned wheels carry (Grace Hopper in matplotlib's,
+Eileen Collins in scikit-image's), taken out and sha256-checked by ``make install`` (models/wheel_weights.py), with
+their public identifiers. Added by an operator
 (``local-rekognition celebrities add``): one directory per person under ``<data_dir>/celebrities/<Id>/``, holding
 ``celebrity.json`` (Id, Name, Urls, KnownGender) and the portraits, written whole and renamed into place so a
 running server never reads half a person. The server embeds every portrait once per change of the directory.
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from local_rekognition.models import wheel_weights
 from local_rekognition.models.engine import Embedding, FaceEngine
 
 ID_PATTERN = re.compile(r"[0-9A-Za-z]{1,64}")
@@ -58,45 +60,28 @@ class GalleryError(ValueError):
     """A person cannot be added as asked; the message says why."""
 
 
-def _matplotlib_portrait() -> Path | None:
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-
-
-def _skimage_portrait() -> Path | None:
-    # The file, not the package: importing skimage costs a second and pulls scipy.
-    from importlib.util import find_spec
-
-    spec = find_spec("skimage")
-    if spec is None or spec.origin is None:
-        return None
-    return Path(spec.origin).parent / "data" / "astronaut.png"
-
-
-# (Id, Name, Urls, KnownGender, where the portrait is). Ids are their Wikidata items where one is known.
-_BUILT_IN: tuple[tuple[str, str, tuple[str, ...], str, Callable[[], Path | None]], ...] = (
+# (Id, Name, Urls, KnownGender, portrait file in wheel_weights). The Id is the Wikidata item where one was checked.
+_BUILT_IN: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
     (
         "Q11641",
         "Grace Hopper",
         ("www.wikidata.org/wiki/Q11641", "en.wikipedia.org/wiki/Grace_Hopper"),
         "Female",
-        _matplotlib_portrait,
+        "grace_hopper.jpg",
     ),
-    ("EileenCollins", "Eileen Collins", ("en.wikipedia.org/wiki/Eileen_Collins",), "Female", _skimage_portrait),
+    ("EileenCollins", "Eileen Collins", ("en.wikipedia.org/wiki/Eileen_Collins",), "Female", "astronaut.png"),
 )
 
 
 def built_in() -> list[Celebrity]:
-    """The people whose portraits an installed wheel carries (a wheel that is not installed adds nobody)."""
-    people = []
-    for celebrity_id, name, urls, gender, locate in _BUILT_IN:
-        portrait = locate()
-        if portrait is not None and portrait.is_file():
-            people.append(Celebrity(celebrity_id, name, urls, gender, (portrait,)))
-    return people
+    """The people whose public-domain portraits ship in pinned wheels (matplotlib's and scikit-image's sample data).
+
+    Raises WeightsMissing, naming the command that restores them, when a portrait is absent or altered.
+    """
+    return [
+        Celebrity(celebrity_id, name, urls, gender, (wheel_weights.path(portrait),))
+        for celebrity_id, name, urls, gender, portrait in _BUILT_IN
+    ]
 
 
 def read_rgb(path: Path) -> np.ndarray:
