@@ -16,7 +16,7 @@ from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import ROOT, StartLocalRekognition, rekognition_client, s3_client
 from tests.integration.test_local_rekognition_video import every_page, finished
 from tests.photos import astronaut, grace_hopper, shared_images
-from tests.small_faces import Condition, make_scene, nearest, shared_portraits, wheel_portraits
+from tests.small_faces import Condition, make_scene, nearest, scenes, shared_portraits, wheel_portraits
 from tests.video_jobs import video_clip_in_s3
 
 HOPPER_URL = "www.wikidata.org/wiki/Q11641"
@@ -195,3 +195,28 @@ def test_celebrity_recognition_in_a_stored_video(rekognition: Any, moto_s3_url: 
     assert [item["Celebrity"]["Id"] for item in by_id["Celebrities"]] == sorted(
         item["Celebrity"]["Id"] for item in recognitions
     )
+
+
+def test_celebrities_are_named_among_small_faces_in_motion(rekognition: Any) -> None:
+    # Given the small-face scenes (faces 40-60 px wide, blurred, streaked, compressed) with Hopper and Collins
+    # among Obama and Biden
+    shared_images()
+    for scene in scenes(wheel_portraits() + shared_portraits(), "celebrities-small"):
+        # When each is sent to RecognizeCelebrities
+        answer = rekognition.recognize_celebrities(Image={"Bytes": scene.jpeg})
+        _conforms("RecognizeCelebrities", answer)
+        # Then every Hopper and Collins face is named, and no one else
+        width, height = scene.size
+        named = []
+        for celebrity in answer["CelebrityFaces"]:
+            box = celebrity["Face"]["BoundingBox"]
+            placed = nearest(
+                scene.faces, ((box["Left"] + box["Width"] / 2) * width, (box["Top"] + box["Height"] / 2) * height)
+            )
+            assert placed is not None
+            named.append((placed.portrait, celebrity["Name"]))
+        expected = {"hopper": "Grace Hopper", "collins": "Eileen Collins"}
+        assert sorted(named) == sorted(
+            (face.portrait, expected[face.person]) for face in scene.faces if face.person in expected
+        ), scene.name
+        assert len(answer["UnrecognizedFaces"]) == sum(face.person not in expected for face in scene.faces)
