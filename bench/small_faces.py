@@ -3,7 +3,7 @@
 Three sources, none of them a held-out photo:
 
 * scenes made from the shared and wheel portraits, each face shrunk to 40-60 px wide with blur, motion streaks,
-  roll and JPEG loss (tests/small_faces.py, the same scenes the integration tests use);
+  roll and JPEG loss (testmedia/small_faces.py, the same scenes the integration tests use);
 * ``--people-photos DIR``: labelled photos of several people from public repositories' test images, each shrunk
   until its faces are 44 and 56 px tall and pasted into a 1440×1080 frame (labels in small_face_photos.json);
 * ``--group-photos DIR``: group photos with every face boxed by hand, pasted unscaled (faces 37-110 px) into a
@@ -36,7 +36,7 @@ from local_rekognition.models.detector import FaceCandidate, detect_faces
 from local_rekognition.models.embedder import aligned_face, embed, face_embedding
 from local_rekognition.models.mesh import face_mesh
 from local_rekognition.models.pipeline import OfflineFaceEngine
-from tests.small_faces import (
+from testmedia.small_faces import (
     CONDITIONS,
     HARSH_CONDITIONS,
     Condition,

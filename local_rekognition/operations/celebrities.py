@@ -12,27 +12,18 @@ from typing import Any
 from local_rekognition.celebrity_gallery import Celebrity
 from local_rekognition.context import Call, Services
 from local_rekognition.errors import ResourceNotFound
-from local_rekognition.faces import compared_face, face_detail
+from local_rekognition.faces import compared_face
 from local_rekognition.models.engine import DetectedFace
-from local_rekognition.operations.common import DEFAULT_FACE_MATCH_THRESHOLD, Handler
+from local_rekognition.operations.celebrity_matching import recognize
+from local_rekognition.operations.common import Handler
 from local_rekognition.operations.video import job_of, page, start_job
 
 MAX_FACES = 64
 """RecognizeCelebrities looks at the 64 largest faces of an image and reports nothing about the others."""
-MATCH_THRESHOLD = DEFAULT_FACE_MATCH_THRESHOLD
 # Rekognition's celebrity Face carries the five basic landmarks, and Emotions and Smile besides DEFAULT.
 _LANDMARKS = frozenset({"eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight"})
 _ATTRIBUTES = frozenset({"EMOTIONS", "SMILE"})
 VIDEO_JOB_KIND = "CelebrityRecognition"
-
-
-def recognize(services: Services, face: DetectedFace) -> tuple[Celebrity, float] | None:
-    """The gallery's person for this face and the match confidence, or None below the threshold (blocking)."""
-    assert face.embedding is not None  # every caller asks the engine for embeddings
-    best = services.celebrities.best_match(services.engine, face.embedding)
-    if best is None or best[1] < MATCH_THRESHOLD:
-        return None
-    return best
 
 
 def _recognize_all(services: Services, faces: Sequence[DetectedFace]) -> list[tuple[Celebrity, float] | None]:
@@ -79,25 +70,6 @@ async def get_celebrity_info(call: Call) -> dict[str, Any]:
     if person is None:
         raise ResourceNotFound(f"The celebrity id: {celebrity_id} does not exist")
     return person.info()
-
-
-def video_result(
-    services: Services, face: DetectedFace, timestamp_ms: int, width: int, height: int
-) -> dict[str, Any] | None:
-    """One CelebrityRecognition for a video frame's face, or None when it is nobody in the gallery (blocking)."""
-    match = recognize(services, face)
-    if match is None:
-        return None
-    person, similarity = match
-    detail = face_detail(face, width, height, frozenset())
-    celebrity = {
-        **person.info(),
-        "Id": person.celebrity_id,
-        "Confidence": min(100.0, max(0.0, float(similarity))),
-        "BoundingBox": detail["BoundingBox"],
-        "Face": detail,
-    }
-    return {"Timestamp": timestamp_ms, "Celebrity": celebrity}
 
 
 async def start_celebrity_recognition(call: Call) -> dict[str, Any]:

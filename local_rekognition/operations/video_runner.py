@@ -16,6 +16,7 @@ from local_rekognition.context import Services
 from local_rekognition.errors import InvalidS3Object, RekognitionError, VideoTooLarge
 from local_rekognition.faces import face_detail, requested_attributes
 from local_rekognition.models.engine import DetectedFace
+from local_rekognition.operations.celebrity_matching import video_result
 from local_rekognition.operations.search import ranked_matches
 from local_rekognition.store import Collection, CollectionNotFoundError
 from local_rekognition.video.decode import FrameSampler, UnsupportedVideo
@@ -91,8 +92,6 @@ def _search(services: Services, collection: Collection, face: DetectedFace, thre
 def _celebrities(
     services: Services, faces: list[DetectedFace], timestamp_ms: int, width: int, height: int
 ) -> list[dict[str, Any]]:
-    from local_rekognition.operations.celebrities import video_result
-
     found = (video_result(services, face, timestamp_ms, width, height) for face in faces)
     return [result for result in found if result is not None]
 

@@ -9,7 +9,7 @@ import pytest
 
 from local_rekognition.celebrity_gallery import MANIFEST, CelebrityGallery, GalleryError, read_rgb
 from local_rekognition.models import load_engine
-from tests.photos import astronaut, grace_hopper
+from testmedia.photos import astronaut, grace_hopper
 
 
 def test_the_built_in_people_come_from_the_wheels_portraits(tmp_path: Path) -> None:

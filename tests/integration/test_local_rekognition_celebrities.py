@@ -12,11 +12,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local_rekognition.validation import service_model
+from testmedia.photos import astronaut, grace_hopper, shared_images
+from testmedia.small_faces import Condition, make_scene, nearest, scenes, shared_portraits, wheel_portraits
 from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import ROOT, StartLocalRekognition, rekognition_client, s3_client
 from tests.integration.test_local_rekognition_video import every_page, finished
-from tests.photos import astronaut, grace_hopper, shared_images
-from tests.small_faces import Condition, make_scene, nearest, scenes, shared_portraits, wheel_portraits
 from tests.video_jobs import video_clip_in_s3
 
 HOPPER_URL = "www.wikidata.org/wiki/Q11641"

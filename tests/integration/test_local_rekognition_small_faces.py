@@ -19,8 +19,8 @@ from PIL import Image, ImageOps
 
 from local_rekognition.models import load_engine
 from testmedia.photos import astronaut, grace_hopper, shared_images
+from testmedia.small_faces import Portrait, nearest, scenes, shared_portraits, wheel_portraits
 from tests.botocore_shapes import assert_output_conforms
-from tests.small_faces import Portrait, nearest, scenes, shared_portraits, wheel_portraits
 
 FACE_PX = 40
 
