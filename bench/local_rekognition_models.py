@@ -5,7 +5,11 @@ Prints photos/s and latency p50/p99 for DetectFaces DEFAULT and ALL and for embe
 SearchFacesByImage pay), then same/different-person verification at each library's own threshold.
 The last line carries the headline ratio.
 
+Then small faces (bench/small_faces.py): same/different-person similarity of faces 40-60 px wide and IndexFaces
+counts, for the engine's embedder and the one before it, from the same run.
+
     python bench/local_rekognition_models.py [--photos N] [--repeat R] [--cpu C]
+        [--people-photos DIR] [--group-photos DIR] [--no-small-faces]
 """
 
 from __future__ import annotations
@@ -146,6 +150,18 @@ class Ours:
         faces = self.engine.analyze(image, want_embeddings=True)
         return faces[0].embedding if faces else None
 
+    def embed_before(self, image: np.ndarray) -> Any:
+        """The same call with the embedder before the mesh alignment (SFace on YuNet's points only): the baseline."""
+        from local_rekognition.models import pipeline
+        from local_rekognition.models.embedder import aligned_face, embed
+
+        current = pipeline.face_embedding
+        pipeline.face_embedding = lambda bgr, face, mesh: embed(aligned_face(bgr, face))
+        try:
+            return self.embed(image)
+        finally:
+            pipeline.face_embedding = current
+
     def same(self, a: Any, b: Any) -> bool:
         return self.engine.similarity(a, b) >= OURS_THRESHOLD
 
@@ -227,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=None, help="use only the first N photos")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes over the photos")
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the first allowed)")
+    parser.add_argument("--people-photos", type=Path, help="labelled photos of bench/small_face_photos.json")
+    parser.add_argument("--group-photos", type=Path, help="dlib's examples/faces (photos and box XML)")
+    parser.add_argument("--no-small-faces", action="store_true", help="skip the small-face figures")
     args = parser.parse_args(argv)
 
     cpu = pin_to_one_cpu(args.cpu)
@@ -242,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("DetectFaces DEFAULT", ours.name, ours.detect_default),
         ("DetectFaces ALL", ours.name, ours.detect_all),
         ("embedding (IndexFaces)", ours.name, ours.embed),
+        ("embedding (IndexFaces)", f"{ours.name}, YuNet-only embedder (before)", ours.embed_before),
     ]
     if peer is not None:
         operations.insert(1, ("DetectFaces DEFAULT", peer.label, peer.detect_default))
@@ -271,14 +291,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ours_ok, pairs = verification({p.name: ours.embed(p.image) for p in photos if p.person}, photos, ours.same)
     _row("verification (pairs ok)", f"{ours.name} (similarity >= 80)", f"{ours_ok}/{pairs}", "", "")
+    before_ok, _ = verification({p.name: ours.embed_before(p.image) for p in photos if p.person}, photos, ours.same)
+    _row("verification (pairs ok)", "YuNet-only embedder (before)", f"{before_ok}/{pairs}", "", "")
+    peer_ok = 0
+    if peer is not None:
+        peer_ok, _ = verification({p.name: peer.embed(p.image) for p in photos if p.person}, photos, peer.same)
+        _row("verification (pairs ok)", f"{peer.label} (distance <= 0.6)", f"{peer_ok}/{pairs}", "", "")
+    if not args.no_small_faces:
+        from bench.small_faces import report
+
+        for line in report(SHARED_IMAGES, args.people_photos, args.group_photos):
+            print(line)
     if peer is None:
         print(
             "headline: face_recognition absent, no ratio; DetectFaces DEFAULT "
             f"{default.photos_per_s:.1f} photos/s, p50 {default.percentile(50):.1f} ms"
         )
         return 0
-    peer_ok, _ = verification({p.name: peer.embed(p.image) for p in photos if p.person}, photos, peer.same)
-    _row("verification (pairs ok)", f"{peer.label} (distance <= 0.6)", f"{peer_ok}/{pairs}", "", "")
     ratio = default.photos_per_s / timings[1].photos_per_s
     print(
         f"headline: DetectFaces DEFAULT {ratio:.1f}x face_recognition's throughput "

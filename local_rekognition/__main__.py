@@ -1,4 +1,7 @@
-"""``python -m local_rekognition`` / ``local-rekognition``: run the server until SIGINT or SIGTERM."""
+"""``python -m local_rekognition`` / ``local-rekognition``: run the server until SIGINT or SIGTERM.
+
+``local-rekognition celebrities add|list|remove`` manages the celebrity gallery instead (see celebrity_cli).
+"""
 
 from __future__ import annotations
 
@@ -85,8 +88,13 @@ async def serve(settings: LocalRekognitionSettings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    arguments = argv if argv is not None else sys.argv[1:]
+    if arguments[:1] == ["celebrities"]:
+        from local_rekognition.celebrity_cli import main as celebrities
+
+        raise SystemExit(celebrities(arguments[1:]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = parse_settings(argv if argv is not None else sys.argv[1:])
+    settings = parse_settings(arguments)
     try:
         asyncio.run(serve(settings))
     except WeightsMissing as exc:

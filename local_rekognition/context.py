@@ -7,9 +7,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from local_rekognition import images
+from local_rekognition.celebrity_gallery import CelebrityGallery
 from local_rekognition.errors import InternalServerError, Throttling
 from local_rekognition.faces import MAX_FACES_DETECTED
 from local_rekognition.models.engine import DetectedFace, FaceEngine
@@ -18,6 +20,11 @@ from local_rekognition.store import CollectionStore
 from local_rekognition.video.jobs import VideoJobStore
 
 T = TypeVar("T")
+
+
+def celebrity_dir(data_dir: Path) -> Path:
+    """Where the people an operator adds to the celebrity gallery live."""
+    return data_dir / "celebrities"
 
 
 @dataclass
@@ -31,6 +38,7 @@ class Services:
     inference: ThreadPoolExecutor = field(init=False)
     io: ThreadPoolExecutor = field(init=False)
     video_jobs: VideoJobStore = field(init=False)
+    celebrities: CelebrityGallery = field(init=False)
     pending: int = 0
 
     def __post_init__(self) -> None:
@@ -39,6 +47,7 @@ class Services:
         self.inference = ThreadPoolExecutor(self.settings.inference_threads, thread_name_prefix="inference")
         self.io = ThreadPoolExecutor(8, thread_name_prefix="io")
         self.video_jobs = VideoJobStore(self.settings.data_dir)
+        self.celebrities = CelebrityGallery(celebrity_dir(self.settings.data_dir))
 
     def close(self) -> None:
         """Stop the thread pools (waits for running work)."""

@@ -10,7 +10,7 @@ from local_rekognition.models import expressions
 from local_rekognition.models.calibration import cosine, similarity_from_cosine
 from local_rekognition.models.confidence import MIN_FACE_CONFIDENCE, face_confidence
 from local_rekognition.models.detector import FaceCandidate, detect_faces
-from local_rekognition.models.embedder import aligned_face, embed
+from local_rekognition.models.embedder import face_embedding
 from local_rekognition.models.engine import Box, DetectedFace, Embedding, RGBImage
 from local_rekognition.models.landmarks import DEFAULT_TYPES, mesh_landmarks
 from local_rekognition.models.mesh import FaceMesh, face_mesh
@@ -87,5 +87,5 @@ class OfflineFaceEngine:
             pose=mesh_pose(mesh.points, width, height),
             quality=measure_quality(gray, face.box),
             attributes=described,
-            embedding=embed(aligned_face(bgr, face)) if want_embeddings else None,
+            embedding=face_embedding(bgr, face, mesh) if want_embeddings else None,
         )

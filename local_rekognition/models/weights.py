@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-FACE_MODEL_VERSION = "local-yunet2023mar-sface2021dec.1"
+FACE_MODEL_VERSION = "local-yunet2023mar-sface2021dec.2"
 """Changes whenever an embedding from this engine stops being comparable with one stored before."""
 
 

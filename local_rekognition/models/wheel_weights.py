@@ -75,6 +75,27 @@ FILES: tuple[WheelFile, ...] = (
         licence="Apache-2.0",
     ),
 )
+# The celebrity gallery's built-in portraits (local_rekognition/celebrity_gallery.py): public-domain photographs
+# that these wheels carry as sample data, taken out so that a server installed without them still has them.
+PORTRAITS: tuple[WheelFile, ...] = (
+    WheelFile(
+        name="grace_hopper.jpg",
+        wheel="matplotlib==3.11.2",
+        member="matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+        inner=None,
+        sha256="a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
+        licence="public domain (US Navy photograph, 1984)",
+    ),
+    WheelFile(
+        name="astronaut.png",
+        wheel="scikit-image==0.26.0",
+        member="skimage/data/astronaut.png",
+        inner=None,
+        sha256="88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+        licence="public domain (NASA portrait of Eileen Collins)",
+    ),
+)
+FILES = FILES + PORTRAITS
 # The .task bundle itself, checked before anything is taken out of it.
 LANDMARKER_TASK_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 

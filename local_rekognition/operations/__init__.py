@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from local_rekognition.operations import collections, compare, detect, faces, search, user_search, users, video
+from local_rekognition.operations import (
+    celebrities,
+    collections,
+    compare,
+    detect,
+    faces,
+    search,
+    user_search,
+    users,
+    video,
+)
 from local_rekognition.operations.common import Handler
 
 OPERATIONS: Mapping[str, Handler] = {
@@ -16,6 +26,7 @@ OPERATIONS: Mapping[str, Handler] = {
     **users.OPERATIONS,
     **user_search.OPERATIONS,
     **video.OPERATIONS,
+    **celebrities.OPERATIONS,
 }
 
 __all__ = ["OPERATIONS", "Handler"]

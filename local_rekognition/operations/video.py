@@ -50,7 +50,8 @@ def resume_jobs(services: Services) -> int:
     return len(jobs)
 
 
-async def _start(call: Call, kind: str) -> dict[str, Any]:
+async def start_job(call: Call, kind: str) -> dict[str, Any]:
+    """Start* for any job kind: idempotent on ClientRequestToken, capped, the S3 object checked first."""
     services, params = call.services, call.params
     request = {name: params[name] for name in _JOB_MEMBERS if name in params}
     token = params.get("ClientRequestToken")
@@ -80,22 +81,24 @@ async def _start(call: Call, kind: str) -> dict[str, Any]:
 
 async def start_face_detection(call: Call) -> dict[str, Any]:
     """Start finding faces in a stored video; answers the JobId at once."""
-    return await _start(call, "FaceDetection")
+    return await start_job(call, "FaceDetection")
 
 
 async def start_face_search(call: Call) -> dict[str, Any]:
     """Start searching a stored video's faces in a collection; answers the JobId at once."""
-    return await _start(call, "FaceSearch")
+    return await start_job(call, "FaceSearch")
 
 
-def _job(call: Call, kind: str) -> VideoJob:
+def job_of(call: Call, kind: str) -> VideoJob:
+    """The job a Get* call names, of this kind; ResourceNotFoundException otherwise."""
     job = call.services.video_jobs.jobs.get(call.params["JobId"])
     if job is None or job.kind != kind:
         raise ResourceNotFound(f"The job id: {call.params['JobId']} does not exist")
     return job
 
 
-def _page(call: Call, job: VideoJob, listing: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+def page(call: Call, job: VideoJob, listing: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Get* answer: the job's status and, once SUCCEEDED, one page of ``results`` under ``listing``."""
     body: dict[str, Any] = {"JobStatus": job.status, "JobId": job.job_id, "Video": job.request["Video"]}
     if "JobTag" in job.request:
         body["JobTag"] = job.request["JobTag"]
@@ -120,17 +123,17 @@ def _page(call: Call, job: VideoJob, listing: str, results: list[dict[str, Any]]
 
 async def get_face_detection(call: Call) -> dict[str, Any]:
     """A face detection job's status and, once SUCCEEDED, one page of faces by timestamp."""
-    job = _job(call, "FaceDetection")
-    return _page(call, job, "Faces", job.results)
+    job = job_of(call, "FaceDetection")
+    return page(call, job, "Faces", job.results)
 
 
 async def get_face_search(call: Call) -> dict[str, Any]:
     """A face search job's status and, once SUCCEEDED, one page of matched persons (SortBy TIMESTAMP or INDEX)."""
-    job = _job(call, "FaceSearch")
+    job = job_of(call, "FaceSearch")
     results = job.results
     if call.params.get("SortBy") == "INDEX":
         results = sorted(results, key=lambda match: (match["Person"]["Index"], match["Timestamp"]))
-    return _page(call, job, "Persons", results)
+    return page(call, job, "Persons", results)
 
 
 OPERATIONS: Mapping[str, Handler] = {

@@ -16,6 +16,7 @@ from local_rekognition.context import Services
 from local_rekognition.errors import InvalidS3Object, RekognitionError, VideoTooLarge
 from local_rekognition.faces import face_detail, requested_attributes
 from local_rekognition.models.engine import DetectedFace
+from local_rekognition.operations.celebrity_matching import video_result
 from local_rekognition.operations.search import ranked_matches
 from local_rekognition.store import Collection, CollectionNotFoundError
 from local_rekognition.video.decode import FrameSampler, UnsupportedVideo
@@ -88,6 +89,41 @@ def _search(services: Services, collection: Collection, face: DetectedFace, thre
     return ranked_matches(services.engine, collection, face.embedding, threshold=threshold, max_faces=MATCHES_PER_FACE)
 
 
+def _celebrities(
+    services: Services, faces: list[DetectedFace], timestamp_ms: int, width: int, height: int
+) -> list[dict[str, Any]]:
+    found = (video_result(services, face, timestamp_ms, width, height) for face in faces)
+    return [result for result in found if result is not None]
+
+
+async def _results(services: Services, job: VideoJob, sampler: FrameSampler) -> list[dict[str, Any]]:
+    """Every sampled frame's results for this kind of job: faces, matched persons, or celebrities."""
+    info = sampler.info
+    search = job.kind == "FaceSearch"
+    collection = services.store.get(job.request["CollectionId"]) if search else None
+    threshold = float(job.request.get("FaceMatchThreshold", 80.0))
+    attributes = requested_attributes([job.request.get("FaceAttributes", "DEFAULT")])
+    tracker = FaceTracker()
+    results: list[dict[str, Any]] = []
+    while (analysed := await services.compute(_analyse, services, sampler, attributes)) is not None:
+        timestamp_ms, faces = analysed
+        job.frames_analysed += 1
+        if job.kind == "CelebrityRecognition":
+            found = await services.compute(_celebrities, services, faces, timestamp_ms, info.width, info.height)
+            results.extend(found)
+            continue
+        for face, index in zip(faces, tracker.update(timestamp_ms, faces), strict=True):
+            detail = face_detail(face, info.width, info.height, attributes)
+            if collection is None:
+                results.append({"Timestamp": timestamp_ms, "Face": detail})
+                continue
+            matches = await services.compute(functools.partial(_search, services, collection, face, threshold))
+            if matches:
+                person = {"Index": index, "BoundingBox": detail["BoundingBox"], "Face": detail}
+                results.append({"Timestamp": timestamp_ms, "Person": person, "FaceMatches": matches})
+    return results
+
+
 async def run_job(services: Services, job: VideoJob) -> None:
     """Run ``job`` to SUCCEEDED or FAILED and save it; a server shutting down leaves it IN_PROGRESS on disk."""
     store = services.video_jobs
@@ -98,25 +134,7 @@ async def run_job(services: Services, job: VideoJob) -> None:
         sampler = await services.compute(FrameSampler, target)
         info = sampler.info
         job.metadata = info.metadata()
-        search = job.kind == "FaceSearch"
-        collection = services.store.get(job.request["CollectionId"]) if search else None
-        threshold = float(job.request.get("FaceMatchThreshold", 80.0))
-        attributes = requested_attributes([job.request.get("FaceAttributes", "DEFAULT")])
-        tracker = FaceTracker()
-        results: list[dict[str, Any]] = []
-        while (analysed := await services.compute(_analyse, services, sampler, attributes)) is not None:
-            timestamp_ms, faces = analysed
-            job.frames_analysed += 1
-            indices = tracker.update(timestamp_ms, faces)
-            for face, index in zip(faces, indices, strict=True):
-                detail = face_detail(face, info.width, info.height, attributes)
-                if collection is None:
-                    results.append({"Timestamp": timestamp_ms, "Face": detail})
-                    continue
-                matches = await services.compute(functools.partial(_search, services, collection, face, threshold))
-                if matches:
-                    person = {"Index": index, "BoundingBox": detail["BoundingBox"], "Face": detail}
-                    results.append({"Timestamp": timestamp_ms, "Person": person, "FaceMatches": matches})
+        results = await _results(services, job, sampler)
         job.results = results
         job.status = SUCCEEDED
     except asyncio.CancelledError:

@@ -32,6 +32,10 @@ def test_the_benchmark_prints_its_table_and_headline() -> None:
     assert any(line.startswith("| DetectFaces DEFAULT ") and "local_rekognition" in line for line in lines)
     assert any(line.startswith("| DetectFaces ALL ") for line in lines)
     assert any(line.startswith("| embedding (IndexFaces) ") for line in lines)
+    # The small-face figures come from the same run: IndexFaces counts, then same/different similarity per embedder.
+    assert any(line.startswith("small faces, pasted scenes") and "IndexFaces AUTO indexed" in line for line in lines)
+    assert any("mesh+YuNet (now)" in line and "small-small" in line and "AUC" in line for line in lines)
+    assert any("YuNet only (before)" in line and "small-large" in line for line in lines)
     assert lines[-1].startswith("headline: ")
     peer_present = importlib.util.find_spec("face_recognition_models") is not None
     if peer_present:

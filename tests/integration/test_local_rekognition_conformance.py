@@ -77,7 +77,14 @@ def test_every_operation_conforms_to_the_service_model(
     video = video_clip_in_s3(s3_client(moto_s3_url), s3_bucket)
     detection = client.start_face_detection(Video=video, FaceAttributes="ALL", JobTag="conformance")["JobId"]
     search = client.start_face_search(Video=video, CollectionId=collection, FaceMatchThreshold=50)["JobId"]
-    for get, job_id in ((client.get_face_detection, detection), (client.get_face_search, search)):
+    celebrity = client.recognize_celebrities(Image=group)["CelebrityFaces"][0]
+    client.get_celebrity_info(Id=celebrity["Id"])
+    celebrities = client.start_celebrity_recognition(Video=video, JobTag="conformance")["JobId"]
+    for get, job_id in (
+        (client.get_face_detection, detection),
+        (client.get_face_search, search),
+        (client.get_celebrity_recognition, celebrities),
+    ):
         wait_for(lambda: get(JobId=job_id)["JobStatus"] != "IN_PROGRESS", 120, "a video job")  # noqa: B023
         get(JobId=job_id, MaxResults=1)
     client.delete_faces(CollectionId=collection, FaceIds=[face_id, str(uuid.uuid4())])

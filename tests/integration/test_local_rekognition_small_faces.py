@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 
 from local_rekognition.models import load_engine
 from testmedia.photos import astronaut, grace_hopper, shared_images
+from testmedia.small_faces import Portrait, nearest, scenes, shared_portraits, wheel_portraits
 from tests.botocore_shapes import assert_output_conforms
 
 FACE_PX = 40
@@ -121,3 +122,52 @@ def test_detect_faces_all_fits_the_service_model(rekognition: Any, photo: Callab
     assert {"Emotions", "Smile", "EyesOpen", "MouthOpen", "EyeDirection", "AgeRange", "Gender"} <= set(detail)
     # No field without a model behind it.
     assert not {"Eyeglasses", "Sunglasses", "Beard", "Mustache", "FaceOccluded"} & set(detail)
+
+
+def _scene_portraits(kind: str) -> list[Portrait]:
+    if kind == "wheel":
+        return wheel_portraits()
+    shared_images()  # skips on a clone without the shared photos (fails under CI=true)
+    return wheel_portraits() + shared_portraits()
+
+
+@pytest.mark.parametrize("kind", ["wheel", "shared"])
+def test_small_faces_in_motion_are_indexed_and_match_across_photos(rekognition: Any, kind: str) -> None:
+    # Given three photos (1.3-2 MP) in which the same people appear with faces 40-60 px wide, tilted, blurred by
+    # focus and motion, and JPEG-compressed
+    made = scenes(_scene_portraits(kind), kind)
+    collection = f"small-scenes-{uuid.uuid4().hex[:8]}"
+    rekognition.create_collection(CollectionId=collection)
+    try:
+        # When each photo is indexed with the default QualityFilter (AUTO)
+        person_of: dict[str, str] = {}
+        for scene in made:
+            result = rekognition.index_faces(
+                CollectionId=collection, Image={"Bytes": scene.jpeg}, ExternalImageId=scene.name
+            )
+            assert_output_conforms(rekognition.meta.service_model.operation_model("IndexFaces"), result)
+            width, height = scene.size
+            centres = _centres([record["FaceDetail"] for record in result["FaceRecords"]], width, height)
+            placed = [nearest(scene.faces, centre) for centre in centres]
+            # Then every face in it is indexed, and nothing that is not a face
+            found = {face.portrait for face in placed if face is not None}
+            assert found == {face.portrait for face in scene.faces}, (scene.name, result["UnindexedFaces"])
+            assert None not in placed, scene.name
+            for record, face in zip(result["FaceRecords"], placed, strict=True):
+                assert face is not None
+                person_of[record["Face"]["FaceId"]] = face.person
+        # And each face finds, at Rekognition's default threshold of 80, exactly the same person's other faces
+        search = rekognition.meta.service_model.operation_model("SearchFaces")
+        for face_id, person in person_of.items():
+            answer = rekognition.search_faces(
+                CollectionId=collection, FaceId=face_id, FaceMatchThreshold=80, MaxFaces=100
+            )
+            assert_output_conforms(search, answer)
+            matched = {match["Face"]["FaceId"]: match["Similarity"] for match in answer["FaceMatches"]}
+            expected = {other for other, who in person_of.items() if who == person and other != face_id}
+            others = {person_of[other]: similarity for other, similarity in matched.items() if other not in expected}
+            assert not others, f"{person} matched other people at >= 80: {others}"
+            missed = expected - matched.keys()
+            assert not missed, f"{person}: {len(missed)} of {len(expected)} of their faces scored below 80"
+    finally:
+        rekognition.delete_collection(CollectionId=collection)
