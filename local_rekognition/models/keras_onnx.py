@@ -176,7 +176,9 @@ def _layer_weights(groups: Any, name: str) -> _Arrays:
     if name not in groups:
         return []
     group = groups[name]
-    return [np.asarray(group[weight.decode()], dtype=np.float32) for weight in group.attrs.get("weight_names", [])]
+    # Keras writes the names as bytes; h5py hands back str for some writers' encodings.
+    names = [name.decode() if isinstance(name, bytes) else str(name) for name in group.attrs.get("weight_names", [])]
+    return [np.asarray(group[name], dtype=np.float32) for name in names]
 
 
 def convert(h5_bytes: bytes, *, input_size: int) -> bytes:
