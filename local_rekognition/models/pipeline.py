@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from local_rekognition.models import appearance, expressions, occlusion
 from local_rekognition.models import attributes as face_attributes
-from local_rekognition.models import expressions
 from local_rekognition.models.calibration import cosine, similarity_from_cosine
 from local_rekognition.models.detector import FaceCandidate, detect_faces
 from local_rekognition.models.embedder import aligned_face, embed
@@ -17,6 +17,9 @@ from local_rekognition.models.pose import mesh_pose
 from local_rekognition.models.quality import measure_quality
 from local_rekognition.models.shape import five_point_shape
 from local_rekognition.models.weights import FACE_MODEL_VERSION
+
+# Rekognition attribute name → the FaceDetail member appearance.py fills.
+APPEARANCE = {"EYEGLASSES": "Eyeglasses", "SUNGLASSES": "Sunglasses", "BEARD": "Beard", "MUSTACHE": "Mustache"}
 
 
 class OfflineFaceEngine:
@@ -67,6 +70,11 @@ class OfflineFaceEngine:
             described.update(face_attributes.describe(image, five_point_shape(image, face), attributes))
         if attributes:
             described.update(expressions.describe(image, mesh, attributes))
+        wanted = {member for name, member in APPEARANCE.items() if name in attributes or "ALL" in attributes}
+        if wanted:
+            described.update({k: v for k, v in appearance.describe(image, mesh.points).items() if k in wanted})
+        if "FACE_OCCLUDED" in attributes or "ALL" in attributes:
+            described["FaceOccluded"] = occlusion.face_occluded(image, face.box, mesh.points)
         return DetectedFace(
             box=Box(*face.box),
             confidence=100.0 * min(1.0, max(0.0, face.score)),
