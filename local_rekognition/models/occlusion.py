@@ -30,7 +30,13 @@ MASK_INPUT_PX = 224
 # A hand is over the face when this many of its 21 landmarks fall inside the face box (a hand beside the face, or
 # a raised hand behind the head, puts fewer there), and the landmark model believes it is a hand.
 HAND_POINTS_ON_FACE = 5
-HAND_PRESENCE = 0.5
+# Hands really over a face read 0.991–0.998 (a hand pasted over 15 faces; raised hands in obama_and_biden.jpg);
+# on the development set's bare CelebA thumbnails the landmark model reached 0.92 on a cap's shadow.
+HAND_PRESENCE = 0.95
+# The mask classifier on bare faces: ≤ 0.19 on portraits, but up to 0.89 on 45-px thumbnails blown up to its
+# 224-px input (sunglasses, beards); real masks read 0.97–0.997. A mask counts from 0.9; below, its probability is
+# scaled under 0.5 so that it cannot decide alone.
+MASK_PROBABILITY = 0.9
 # MediaPipe's FACEMESH_FACE_OVAL: the 36 mesh points around the face, from the forehead clockwise.
 FACE_OVAL = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149,
@@ -60,9 +66,16 @@ class Occlusion:
         return float(1.0 / (1.0 + np.exp(-(self.outside - EDGE_SHARE) * _EDGE_SLOPE)))
 
     @property
+    def mask_evidence(self) -> float:
+        """``mask`` on a scale where 0.5 is MASK_PROBABILITY: piecewise linear, so still monotone."""
+        if self.mask >= MASK_PROBABILITY:
+            return 0.5 + 0.5 * (self.mask - MASK_PROBABILITY) / (1.0 - MASK_PROBABILITY)
+        return 0.5 * self.mask / MASK_PROBABILITY
+
+    @property
     def probability(self) -> float:
         """The likeliest source's probability: one source suffices to hide part of a face."""
-        return max(self.mask, self.hand, self.edge)
+        return max(self.mask_evidence, self.hand, self.edge)
 
 
 @cache

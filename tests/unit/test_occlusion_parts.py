@@ -50,9 +50,16 @@ def test_a_hand_counts_only_with_five_landmarks_on_the_face_and_a_real_presence(
     box = (100.0, 100.0, 100.0, 100.0)
     on_face = _hand([150.0] * 5 + [300.0] * 16, [150.0] * 5 + [300.0] * 16)
     beside = _hand([150.0] * 4 + [300.0] * 17, [150.0] * 4 + [300.0] * 17)
-    doubtful = _hand([150.0] * 21, [150.0] * 21, presence=0.3)
+    doubtful = _hand([150.0] * 21, [150.0] * 21, presence=0.92)
 
     assert hand_over_face([on_face], box) == pytest.approx(0.99)
     assert hand_over_face([beside], box) == 0.0
     assert hand_over_face([doubtful], box) == 0.0
     assert hand_over_face([beside, on_face], box) == pytest.approx(0.99)
+
+
+def test_a_mask_counts_only_from_its_calibrated_threshold() -> None:
+    # Bare thumbnails reached 0.89; real masks 0.97 and above
+    assert Occlusion(mask=0.89, hand=0.0, outside=0.0).probability < 0.5
+    assert Occlusion(mask=0.97, hand=0.0, outside=0.0).probability > 0.8
+    assert Occlusion(mask=0.2, hand=0.0, outside=0.0).probability < Occlusion(mask=0.5, hand=0, outside=0).probability
