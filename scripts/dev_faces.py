@@ -4,13 +4,16 @@ tests/data/dev_faces.csv holds the labels, tests/data/dev_faces_sources.toml eac
 The photos are taken with ``git show COMMIT:PATH`` from a clone of that repository into tests/data/dev_faces/
 (ignored by git), so they are the very bytes the labels were made on. A clone is looked for, per repository
 ``owner/name``, at ``MIRRORS/owner+name/repo``, ``MIRRORS/owner+name`` and ``MIRRORS/name``; clone the missing ones
-there with ``git clone https://github.com/owner/name``.
+there with ``git clone https://github.com/owner/name``. The two wheel portraits are copied from their installed
+packages (matplotlib, scikit-image), so every clone has at least those.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -56,7 +59,17 @@ def sources() -> dict[str, dict[str, str]]:
     return table
 
 
-def _clone(mirrors: Path, repo: str) -> Path | None:
+def _from_package(face: DevFace) -> bool:
+    package, _, inside = face.path.partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return False
+    shutil.copyfile(Path(spec.origin).parent / inside, face.photo)
+    return True
+
+
+def clone_of(mirrors: Path, repo: str) -> Path | None:
+    """A clone of ``repo`` (owner/name) under ``mirrors``, or None."""
     owner, name = repo.split("/")
     for candidate in (mirrors / f"{owner}+{name}" / "repo", mirrors / f"{owner}+{name}", mirrors / name):
         if candidate.is_dir():
@@ -78,7 +91,10 @@ def lay_out(mirrors: Path) -> tuple[int, list[str]]:
         wanted = [face for face in _missing(faces) if face.source == key]
         if not wanted:
             continue
-        clone = _clone(mirrors, spec["repo"])
+        if spec.get("package"):
+            written += sum(_from_package(face) for face in wanted)
+            continue
+        clone = clone_of(mirrors, spec["repo"])
         if clone is None:
             absent.append(spec["repo"])
             continue

