@@ -53,9 +53,9 @@ class Window:
         return max(MIN_CHUNK_BYTES, self.max_bytes // CHUNK_SHARE)
 
     def fits(self, nbytes: int, jobs: int) -> bool:
-        """True when ``jobs`` more jobs holding ``nbytes`` fit; an empty window takes anything, so one photo larger
+        """True when ``jobs`` more jobs holding ``nbytes`` fit; an empty window takes any one job, so a photo larger
         than the window still goes (alone)."""
-        if not self.in_flight:
+        if not self.in_flight and jobs == 1:
             return True
         return self.bytes + nbytes <= self.max_bytes and len(self.in_flight) + jobs <= self.max_jobs
 
