@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
-from producer.contract import blob_key
+from producer.contract import Operation, blob_key, queue_for
 from tests.fixtures.aws import s3_client
 from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.standin import StartStandIn
@@ -112,16 +112,16 @@ def test_a_batch_far_larger_than_the_window_runs_within_it(
     start_standin: StartStandIn,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    # Given a fresh Redis (its used_memory_peak then covers only this batch), a slow worker, and a window of 8 MiB
+    # Given a fresh Redis (its used_memory_peak then covers only this batch), a slow worker, and a window of 16 MiB
     server = start_redis()
     client = redis.Redis.from_url(server.url)
     queue = f"window-{uuid.uuid4().hex[:8]}"
     standin = start_standin("--delay-ms", "30")
     start_worker(worker_environment(server.url, standin.url, moto_s3_url, queue, cache_ttl_s="0"), concurrency=4)
-    window = 8 * MIB
+    window = 16 * MIB
     settings = ProducerSettings(redis_url=server.url, queue=queue, window_blob_bytes=window)  # type: ignore[arg-type,call-arg]
     before, _ = used_memory(client)
-    images = photos(120, seed=1)  # 53 MB: more than six windows
+    images = photos(200, seed=1)  # 88 MB: more than five windows
     ahead: list[int] = []
 
     with FaceQueue(settings) as fq:
@@ -139,7 +139,7 @@ def test_a_batch_far_larger_than_the_window_runs_within_it(
         results = fq.wait(handle.batch_id, timeout_s=240)
 
     # Then every job succeeded, Redis never held more than the window + 10 %, and the input was streamed
-    assert len(results) == 120 and all(r.status is JobStatus.SUCCEEDED for r in results)
+    assert len(results) == 200 and all(r.status is JobStatus.SUCCEEDED for r in results)
     _, peak = used_memory(client)
     assert peak - before <= 1.1 * window, f"Redis grew by {(peak - before) / MIB:.1f} MiB; window {window / MIB} MiB"
     per_window = window // len(images[0]) + 1
@@ -202,7 +202,7 @@ def test_stage_uploads_photos_to_s3_once_and_sends_references(
     assert {k.removeprefix("staged/").partition(".")[0] for k in keys} == digests
     assert not any(client.exists(blob_key(d)) for d in digests)
     # and the queued messages carry S3 references only
-    kinds = collections.Counter(image["kind"] for image in queued_images(client, f"{queue}.DetectFaces"))
+    kinds = collections.Counter(image["kind"] for image in queued_images(client, queue_for(queue, Operation.DETECT_FACES)))
     assert kinds == {"s3": 6}, kinds
 
     # When a worker runs them, and the same photos are staged again
