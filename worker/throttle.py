@@ -87,7 +87,8 @@ if ARGV[1] == 'throttled' then
       rate, mode = rate * tonumber(ARGV[8]), 'avoid'
     end
     rate = math.max(tonumber(ARGV[10]), math.min(rate, ceiling))
-    epoch, tat = epoch + 1, now
+    -- The schedule restarts one interval at the new rate from now: slots handed out before are void (epoch).
+    epoch, tat = epoch + 1, now + 1 / rate
     save()
     redis.call('HSET', KEYS[1], 'cut_at', now)
   end
@@ -125,14 +126,26 @@ class Ticket(NamedTuple):
     granted: bool = True
 
 
+UNPACED = Ticket(0.0, -1, 0.0, 0.0)
+"""The ticket of a call that takes no slot."""
+
+
 class AdaptiveRate:
     """Reserves call slots per operation against one schedule in Redis whose rate adapts to throttling."""
 
-    def __init__(self, redis: Any, limits_tps: Mapping[str, float] | None = None, burst: int = 1) -> None:
+    def __init__(
+        self, redis: Any, limits_tps: Mapping[str, float] | None = None, burst: int = 1, *, learn: bool = True
+    ) -> None:
         self._redis = redis
         self._script = redis.register_script(_SCRIPT)
         self._limits = {op: float(tps) for op, tps in (limits_tps or {}).items() if tps > 0}
         self._burst = max(1, burst)
+        self.learn = learn
+        """False: only operations with a configured quota are paced; the others go at full concurrency."""
+
+    def paces(self, operation: str) -> bool:
+        """True when calls of this operation take a slot (learning, or a quota configured)."""
+        return self.learn or operation in self._limits
 
     def limit(self, operation: str) -> float | None:
         """The configured ceiling in transactions per second for an operation, or None when it is learnt."""
@@ -162,6 +175,8 @@ class AdaptiveRate:
 
     async def acquire(self, operation: str, pause: Callable[[float], Awaitable[None]]) -> Ticket:
         """Wait with ``pause`` for a slot that no throttle has voided, and return it."""
+        if not self.paces(operation):
+            return UNPACED
         while True:
             ticket = await self.reserve(operation)
             if not ticket.granted:
@@ -181,4 +196,5 @@ class AdaptiveRate:
 
     async def throttled(self, operation: str, ticket: Ticket) -> None:
         """Report that the call sent on ``ticket`` was throttled: every process slows down (once per epoch)."""
-        await self._run("throttled", operation, ticket.epoch)
+        if ticket is not UNPACED:
+            await self._run("throttled", operation, ticket.epoch)
