@@ -4,6 +4,7 @@ protocol-level Rekognition stand-in where calls must be counted or a TPS quota e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import hashlib
@@ -18,6 +19,7 @@ import pytest
 import redis
 
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.aclient import AsyncFaceQueue
 from producer.contract import Operation, blob_key, queue_for
 from tests.fixtures.aws import s3_client
 from tests.fixtures.redis import RedisServer, wait_until
@@ -202,7 +204,9 @@ def test_stage_uploads_photos_to_s3_once_and_sends_references(
     assert {k.removeprefix("staged/").partition(".")[0] for k in keys} == digests
     assert not any(client.exists(blob_key(d)) for d in digests)
     # and the queued messages carry S3 references only
-    kinds = collections.Counter(image["kind"] for image in queued_images(client, queue_for(queue, Operation.DETECT_FACES)))
+    kinds = collections.Counter(
+        image["kind"] for image in queued_images(client, queue_for(queue, Operation.DETECT_FACES))
+    )
     assert kinds == {"s3": 6}, kinds
 
     # When a worker runs them, and the same photos are staged again
@@ -255,3 +259,34 @@ def test_the_cli_stops_at_redis_full_and_resume_finishes_the_batch(
     labels = collections.Counter(Path(e["label"]).name for e in json_lines(resumed.stdout))
     assert labels == collections.Counter(f"{i:03}.jpg" for i in range(90))
     assert standin.stats()["calls"] == 90
+
+
+@pytest.mark.xfail(strict=True, reason="issue 20: AsyncFaceQueue.submit_many stores the whole batch at once")
+def test_the_asyncio_client_keeps_to_the_window_too(
+    start_redis: Callable[..., RedisServer],
+    moto_s3_url: str,
+    start_standin: StartStandIn,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a fresh Redis, a slow worker, and a window of 16 MiB
+    server = start_redis()
+    client = redis.Redis.from_url(server.url)
+    queue = f"awindow-{uuid.uuid4().hex[:8]}"
+    standin = start_standin("--delay-ms", "30")
+    start_worker(worker_environment(server.url, standin.url, moto_s3_url, queue, cache_ttl_s="0"), concurrency=4)
+    window = 16 * MIB
+    settings = ProducerSettings(redis_url=server.url, queue=queue, window_blob_bytes=window)  # type: ignore[arg-type,call-arg]
+    before, _ = used_memory(client)
+    images = photos(160, seed=4)  # 70 MB
+
+    async def scenario() -> list[Any]:
+        async with AsyncFaceQueue(settings) as fq:
+            batch = await fq.submit_many(jobs.detect_faces(data, label=str(i)) for i, data in enumerate(images))
+            return [envelope async for envelope in fq.iter_results(batch.batch_id, timeout_s=240)]
+
+    # When the batch is submitted from asyncio code
+    results = asyncio.run(scenario())
+    # Then every job succeeded and Redis never held more than the window + 10 %
+    assert len(results) == 160 and all(r.status is JobStatus.SUCCEEDED for r in results)
+    _, peak = used_memory(client)
+    assert peak - before <= 1.1 * window, f"Redis grew by {(peak - before) / MIB:.1f} MiB; window {window / MIB} MiB"
