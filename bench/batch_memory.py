@@ -4,7 +4,7 @@ Each run gets a fresh redis-server (INFO's used_memory_peak cannot be reset, so 
 one batch, transient buffers included: nothing is missed between samples), the Rekognition stand-in and worker
 processes, then one producer process submits every photo of a directory of distinct JPEGs and waits for the results:
 
-  client, unwindowed   FaceQueue().submit_many with the window set to 1 TiB: what main did before issue 20
+  client, unbounded    FaceQueue().submit_many with the window set to 1 TiB: as main stored, as fast as it could
   client, window       the same with FACEQUEUE_WINDOW_BLOB_BYTES (default 256 MiB)
   CLI, window          `facequeue analyze DIR --wait --format jsonl` with the same window
 
@@ -132,7 +132,7 @@ def main() -> None:
         folder = Path(d)
         total = make_photos(folder, args.photos)
         rows = [
-            run("client, unwindowed (main)", "client", folder, args.photos, 2**40, args),
+            run("client, unbounded (as main)", "client", folder, args.photos, 2**40, args),
             run(f"client, window {args.window_mib} MiB", "client", folder, args.photos, window, args),
             run(f"CLI, window {args.window_mib} MiB", "cli", folder, args.photos, window, args),
         ]

@@ -17,9 +17,14 @@ from producer.jobs import PreparedJob
 
 MIN_CHUNK_BYTES = 512 * 1024
 """A chunk may always hold this much (or one job), however small the window."""
+MAX_CHUNK_BYTES = 8 * 2**20
+"""Nor more than this: past a few megabytes a bigger round trip saves nothing."""
 CHUNK_SHARE = 16
 """A chunk holds at most 1/16 of the window's bytes: Redis briefly holds a chunk twice while it reads it (the query
-buffer and the stored values; used_memory_peak shows it), so the peak stays within the window + 1/16."""
+buffer and the stored values; used_memory_peak shows it)."""
+HEADROOM_SHARE = 8
+"""Stored images fill at most 7/8 of the window: the rest is for what Redis holds for a moment besides them (a
+chunk being read, blobs being sent to workers, the batch's results), so Redis grows by at most about the window."""
 
 
 class Wait:
@@ -50,14 +55,19 @@ class Window:
     @property
     def max_chunk_bytes(self) -> int:
         """The most image bytes one chunk (one Redis round trip) carries."""
-        return max(MIN_CHUNK_BYTES, self.max_bytes // CHUNK_SHARE)
+        return max(MIN_CHUNK_BYTES, min(MAX_CHUNK_BYTES, self.max_bytes // CHUNK_SHARE))
+
+    @property
+    def max_stored_bytes(self) -> int:
+        """The most image bytes in Redis at once: the window less its headroom."""
+        return self.max_bytes - self.max_bytes // HEADROOM_SHARE
 
     def fits(self, nbytes: int, jobs: int) -> bool:
         """True when ``jobs`` more jobs holding ``nbytes`` fit; an empty window takes any one job, so a photo larger
         than the window still goes (alone)."""
         if not self.in_flight and jobs == 1:
             return True
-        return self.bytes + nbytes <= self.max_bytes and len(self.in_flight) + jobs <= self.max_jobs
+        return self.bytes + nbytes <= self.max_stored_bytes and len(self.in_flight) + jobs <= self.max_jobs
 
     def add(self, job_id: str, nbytes: int) -> None:
         """Count a job that was sent."""

@@ -54,7 +54,7 @@ def test_quota_use() -> None:
 
 def test_batch_memory() -> None:
     lines = _bench("batch_memory.py", "--photos", "40", "--window-mib", "4", "--concurrency", "8")
-    assert any(line.startswith("client, unwindowed (main)") for line in lines)
+    assert any(line.startswith("client, unbounded (as main)") for line in lines)
     assert lines[-1].startswith("CLI, window 4 MiB: peak ")
 
 
