@@ -54,8 +54,8 @@ class Run:
 def make_photos(directory: Path, count: int) -> int:
     """Write ``count`` distinct ~440 KB JPEGs; return their total size in bytes."""
     sys.path.insert(0, str(ROOT))
-    from tests.imaging import distinct_jpegs
-    from tests.photos import grace_hopper
+    from testmedia.imaging import distinct_jpegs
+    from testmedia.photos import grace_hopper
 
     total = 0
     for i, data in enumerate(distinct_jpegs(grace_hopper(), count, seed=20)):

@@ -21,13 +21,13 @@ import redis
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.aclient import AsyncFaceQueue
 from producer.contract import Operation, blob_key, queue_for
+from testmedia.imaging import distinct_jpegs
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.imaging import distinct_jpegs
 from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli
-from tests.photos import grace_hopper
 
 pytestmark = pytest.mark.timeout(300)
 
