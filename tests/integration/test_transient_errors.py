@@ -80,7 +80,8 @@ def test_throttles_use_no_attempt_and_slow_down_until_the_jobs_deadline(
     calls = standin.stats()["calls"]  # type: ignore[attr-defined]
     # Then the job kept trying past its 4 attempts, slower and slower, and its deadline ended it
     assert envelope.error is not None and envelope.error.code == "JobTimeout" and envelope.error.retryable
-    assert 4 < calls < 40 and envelope.attempts == calls
+    # (the deadline may cut the last call on its way, before the endpoint counted it)
+    assert 4 < calls < 40 and calls <= envelope.attempts <= calls + 1
 
 
 def test_a_stalled_call_times_out_and_is_retried(pipeline: Callable[..., tuple[FaceQueue, object]]) -> None:
