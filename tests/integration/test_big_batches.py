@@ -60,7 +60,6 @@ def queued_images(client: redis.Redis, queue: str) -> list[dict[str, Any]]:
     return images
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: at maxmemory, submit_many raises redis-py's raw OutOfMemoryError")
 def test_redis_full_mid_batch_stops_cleanly_and_resume_runs_every_job_once(
     start_redis: Callable[..., RedisServer],
     moto_s3_url: str,
@@ -107,7 +106,6 @@ def test_redis_full_mid_batch_stops_cleanly_and_resume_runs_every_job_once(
     assert blob_keys(client) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: submit_many stores every photo of a batch before any worker runs")
 def test_a_batch_far_larger_than_the_window_runs_within_it(
     start_redis: Callable[..., RedisServer],
     moto_s3_url: str,
@@ -148,7 +146,6 @@ def test_a_batch_far_larger_than_the_window_runs_within_it(
     assert max(ahead) <= 2 * per_window, f"read {max(ahead)} photos ahead of the results"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: workers send at full concurrency; throttled jobs fail")
 def test_a_burst_against_an_unannounced_quota_fails_no_job(
     redis_url: str,
     moto_s3_url: str,
@@ -261,7 +258,6 @@ def test_the_cli_stops_at_redis_full_and_resume_finishes_the_batch(
     assert standin.stats()["calls"] == 90
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: AsyncFaceQueue.submit_many stores the whole batch at once")
 def test_the_asyncio_client_keeps_to_the_window_too(
     start_redis: Callable[..., RedisServer],
     moto_s3_url: str,

@@ -70,7 +70,6 @@ def test_retries_are_capped_and_the_failure_says_it_was_transient(
     assert standin.stats()["calls"] == 4  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: every throttle uses up one of the job's attempts")
 def test_throttles_use_no_attempt_and_slow_down_until_the_jobs_deadline(
     pipeline: Callable[..., tuple[FaceQueue, object]],
 ) -> None:
