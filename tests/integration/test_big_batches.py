@@ -170,7 +170,6 @@ def test_a_burst_against_an_unannounced_quota_fails_no_job(
     assert stats.get("ThrottlingException", 0) <= 0.01 * stats["calls"], stats
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the CLI has no --stage; every photo's bytes go through Redis")
 def test_stage_uploads_photos_to_s3_once_and_sends_references(
     redis_url: str,
     worker_env: dict[str, str],
@@ -219,7 +218,6 @@ def test_stage_uploads_photos_to_s3_once_and_sends_references(
     assert len(versions) == 6, [v["Key"] for v in versions]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the CLI leaves a half-submitted batch and has no resume command")
 def test_the_cli_stops_at_redis_full_and_resume_finishes_the_batch(
     start_redis: Callable[..., RedisServer],
     moto_s3_url: str,
