@@ -105,5 +105,9 @@ class Window:
                 yield WAIT
             chunk.append(item)
             chunk_bytes += size
+            if len(chunk) >= self.max_chunk_jobs:
+                # Sent before the next job is read: a slow input (one that waits on results) never holds it back.
+                yield chunk
+                chunk, chunk_bytes = [], 0
         if chunk:
             yield chunk
