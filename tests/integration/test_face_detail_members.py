@@ -17,10 +17,10 @@ import pytest
 from PIL import Image
 
 from local_rekognition.validation import service_model
+from testmedia.imaging import encode
+from testmedia.photos import astronaut, grace_hopper, shared_images
 from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import FAKE_CREDENTIALS
-from tests.imaging import encode
-from tests.photos import astronaut, grace_hopper, shared_images
 
 FACE_DETAIL_MEMBERS = frozenset(service_model().shape_for("FaceDetail").members)
 DETECT_FACES = service_model().operation_model("DetectFaces")

@@ -378,6 +378,19 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
     and CLIENT TRACKING re-armed, since both belong to a connection that is new.
     """
 
+    def close(self) -> None:
+        """Close; a channel whose connection is already gone skips what would need a new pool."""
+        try:
+            super().close()
+        except AttributeError:
+            # kombu's sentinel channel builds a new pool to give back its unacked messages on close, and cannot once
+            # its connection was released (a failover): `connection.client` is None. Celery took that as an
+            # unrecoverable error and the worker exited. Those messages come back after the visibility timeout
+            # like any other unacknowledged one (test_sentinel.py).
+            if getattr(self.connection, "client", None) is not None:
+                raise
+            log.warning("channel closed after its connection was gone: its unacked messages return on timeout")
+
 
 class SentinelTransport(Transport):
     """The facequeue transport for sentinel:// URLs (kombu's SentinelTransport, with the facequeue channel)."""
