@@ -19,7 +19,8 @@ from typing import Any
 
 TAKE_SCRIPT = """
 -- KEYS[1] unacked hash, KEYS[2] unacked index, KEYS[3..] the queue keys in the order to try.
--- ARGV[1] the time to index the message at, ARGV[2] the largest entry worth decoding.
+-- ARGV[1] the time to index the message at, ARGV[2] the largest entry worth decoding, ARGV[3] how much of a larger
+-- one to send: the worker refuses it from its length, so it never holds the whole of it.
 -- The entry is read, recorded, and only then popped: a write Redis refuses (out of memory on Redis 6) aborts the
 -- script before the pop, leaving the message queued rather than popped and lost.
 for i = 3, #KEYS do
@@ -43,6 +44,9 @@ for i = 3, #KEYS do
       end
     end
     redis.call('RPOP', KEYS[i])
+    if #item > tonumber(ARGV[2]) then
+      return {KEYS[i], string.sub(item, 1, tonumber(ARGV[3]) or 16384), tag, #item}
+    end
     return {KEYS[i], item, tag}
   end
 end
