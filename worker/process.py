@@ -242,3 +242,24 @@ async def process_many(
     if errors:
         raise errors[0]
     return [o for o in outcomes if not isinstance(o, BaseException)]
+
+
+async def refuse(
+    payload: Any,
+    operation: Operation,
+    task_id: str,
+    deps: Deps,
+    publisher: Publisher,
+    why: str,
+    code: str = "InvalidJob",
+) -> list[ResultEnvelope]:
+    """Publish every job a message carries (one, or a list) as refused with ``why`` and ``code``, never run."""
+    payloads = payload if isinstance(payload, list) else [payload]
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))] if isinstance(payload, list) else [task_id]
+    refused = []
+    for p, i in zip(payloads[:MAX_JOBS_PER_MESSAGE], ids, strict=False):
+        named = _named(p, i)
+        refused.append(
+            await _publish(deps, publisher, _refusal(named, i, operation, why, deps.worker, code), named, None)
+        )
+    return refused
