@@ -227,15 +227,20 @@ async def process_many(
     # One MGET for the whole message (each job's result key, blobs and cache entry), not one per job.
     keys = {key: None for job in admitted if not isinstance(job, ResultEnvelope) for key in prefetch_keys(job, deps)}
     values = dict(zip(keys, await deps.redis.mget(list(keys)), strict=True)) if keys else {}
-    outcomes = await asyncio.gather(
-        *(
-            _publish(deps, publisher, job, p, None)
-            if isinstance(job, ResultEnvelope)
-            else _run(job, p, values, deps, publisher)
-            for job, p in zip(admitted, payloads, strict=True)
-        ),
-        return_exceptions=True,
-    )
+    # A job id twice in one message is one job: it runs once, and each copy answers with its one result.
+    first: dict[str, int] = {}
+    for n, job in enumerate(admitted):
+        if not isinstance(job, ResultEnvelope):
+            first.setdefault(job.job_id, n)
+    runs = {
+        n: _publish(deps, publisher, job, p, None)
+        if isinstance(job, ResultEnvelope)
+        else _run(job, p, values, deps, publisher)
+        for n, (job, p) in enumerate(zip(admitted, payloads, strict=True))
+        if isinstance(job, ResultEnvelope) or first[job.job_id] == n
+    }
+    done = dict(zip(runs, await asyncio.gather(*runs.values(), return_exceptions=True), strict=True))
+    outcomes = [done[n] if n in done else done[first[job.job_id]] for n, job in enumerate(admitted)]
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if any(isinstance(e, ShuttingDown) for e in errors):
         raise ShuttingDown

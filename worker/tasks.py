@@ -126,7 +126,7 @@ search_users_by_image = _shell(Operation.SEARCH_USERS_BY_IMAGE)
 _OPERATION_OF_TASK = {name: operation for operation, name in TASK_NAMES.items()}
 
 
-@task_revoked.connect
+@task_revoked.connect  # type: ignore[untyped-decorator]
 def _refuse_expired(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
     """A message whose Celery ``expires`` passed before a worker took it: Celery drops it with a log line; here its
     jobs are also published as JobExpired (a result and a dead letter each), so no job vanishes."""
