@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -142,6 +143,21 @@ def backoff_s(attempt: int, settings: WorkerSettings) -> float:
 THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
 
 
+JOB_CLOCK: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar("job_clock", default=None)
+"""The running job's FACEQUEUE_JOB_TIMEOUT_S, which waits inside the worker push back (set in run_job)."""
+
+
+async def wait_uncounted(deps: Deps, seconds: float) -> None:
+    """Wait (for a rate-limit slot, or a backoff) without the time counting against the job's timeout: the timeout
+    is for the calls, not for queueing inside the worker (issue 25: under load, jobs failed as JobTimeout while
+    they waited their turn)."""
+    clock = JOB_CLOCK.get()
+    when = clock.when() if clock is not None else None
+    if clock is not None and when is not None:
+        clock.reschedule(when + seconds)
+    await deps.pause(seconds)
+
+
 async def with_retries(
     call: Callable[[], Awaitable[Any]], deps: Deps, outcome: CallOutcome, operation: str | None = None
 ) -> Any:
@@ -159,7 +175,7 @@ async def with_retries(
         if operation and deps.limiter:
             wait_s = await deps.limiter.reserve(operation)
             if wait_s:
-                await deps.pause(wait_s)
+                await wait_uncounted(deps, wait_s)
         started = time.perf_counter()
         try:
             return await call()
@@ -172,7 +188,7 @@ async def with_retries(
             if not failure.retryable or outcome.attempts >= settings.max_attempts:
                 raise failure from None
             metrics.RETRIES.labels(operation or "fetch", failure.code).inc()
-            await deps.pause(backoff_s(outcome.attempts - 1, settings))
+            await wait_uncounted(deps, backoff_s(outcome.attempts - 1, settings))
         finally:
             elapsed = time.perf_counter() - started
             outcome.rekognition_ms += elapsed * 1000
@@ -286,8 +302,12 @@ async def run_job(
     error: JobError | None = None
     cached = False
     try:
-        async with asyncio.timeout(deps.settings.job_timeout_s):
-            response, cached = await _call(job, deps, outcome, reads)
+        async with asyncio.timeout(deps.settings.job_timeout_s) as clock:
+            token = JOB_CLOCK.set(clock)
+            try:
+                response, cached = await _call(job, deps, outcome, reads)
+            finally:
+                JOB_CLOCK.reset(token)
     except (ShuttingDown, RedisError):
         # Redis refused or went away: the task puts the message back rather than publish a failure nobody caused.
         raise
