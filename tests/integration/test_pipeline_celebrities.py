@@ -1,0 +1,110 @@
+"""Celebrity jobs end to end: producer → Redis → real worker → local_rekognition's celebrity gallery."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_rekognition.validation import service_model
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.contract import ResultEnvelope
+from testmedia.photos import grace_hopper, shared_images
+from tests.botocore_shapes import assert_output_conforms
+from tests.fixtures.aws import s3_client
+from tests.fixtures.workers import WorkerProcess, worker_environment
+from tests.integration.clirun import unique_photo
+
+pytestmark = pytest.mark.timeout(300)
+
+HOPPER_ID = "Q11641"
+"""Grace Hopper's Id in the built-in gallery (her Wikidata item)."""
+
+
+@pytest.fixture
+def fq(redis_url: str, worker_queue: str, worker: WorkerProcess) -> Iterator[FaceQueue]:
+    """A producer client on the session's Redis and queue, with the session's worker running."""
+    client = FaceQueue(ProducerSettings(redis_url=redis_url, queue=worker_queue))  # type: ignore[arg-type]
+    yield client
+    client.close()
+
+
+def stranger() -> Path:
+    """A portrait of someone the built-in gallery does not hold (it holds Grace Hopper and Eileen Collins)."""
+    return shared_images() / "obama.jpg"
+
+
+def recognize(fq: FaceQueue, image: Any) -> ResultEnvelope:
+    """Run one RecognizeCelebrities job through the queue; its envelope, checked against botocore's output shape."""
+    envelope = fq.result(fq.submit(jobs.recognize_celebrities(image)), timeout_s=60)
+    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+    assert envelope.response is not None and "ResponseMetadata" not in envelope.response
+    assert_output_conforms(service_model().operation_model("RecognizeCelebrities"), envelope.response)
+    return envelope
+
+
+def test_grace_hopper_is_named_in_matplotlibs_portrait(fq: FaceQueue) -> None:
+    envelope = recognize(fq, grace_hopper())
+
+    assert envelope.operation == "RecognizeCelebrities" and envelope.attempts == 1 and not envelope.cached
+    response = envelope.response or {}
+    [celebrity] = response["CelebrityFaces"]
+    assert (celebrity["Name"], celebrity["Id"]) == ("Grace Hopper", HOPPER_ID)
+    assert celebrity["MatchConfidence"] >= 80 and celebrity["KnownGender"] == {"Type": "Female"}
+    assert response["UnrecognizedFaces"] == []
+    assert envelope.face_count() == 1
+
+
+def test_a_stranger_lands_in_unrecognized_faces(fq: FaceQueue) -> None:
+    response = recognize(fq, stranger()).response or {}
+
+    assert response["CelebrityFaces"] == []
+    assert len(response["UnrecognizedFaces"]) == 1
+
+
+def test_an_s3_photo_goes_to_rekognition_by_reference(fq: FaceQueue, moto_s3_url: str, s3_bucket: str) -> None:
+    s3_client(moto_s3_url).put_object(Bucket=s3_bucket, Key="people/grace.jpg", Body=grace_hopper().read_bytes())
+
+    envelope = recognize(fq, f"s3://{s3_bucket}/people/grace.jpg")
+
+    assert [c["Name"] for c in (envelope.response or {})["CelebrityFaces"]] == ["Grace Hopper"]
+    assert envelope.label == f"s3://{s3_bucket}/people/grace.jpg"
+
+
+def test_a_bad_image_fails_with_rekognitions_code_and_the_worker_keeps_serving(
+    fq: FaceQueue, worker: WorkerProcess
+) -> None:
+    bad = fq.result(fq.submit(jobs.recognize_celebrities(b"this is a text file, not a photo")), timeout_s=60)
+
+    assert bad.status is JobStatus.FAILED and bad.response is None and bad.error is not None
+    assert (bad.error.code, bad.error.retryable) == ("InvalidImageFormatException", False)
+    assert bad.operation == "RecognizeCelebrities" and bad.attempts == 0  # refused by the worker: no call paid
+    assert recognize(fq, grace_hopper()).status is JobStatus.SUCCEEDED
+    assert worker.alive
+
+
+def test_the_same_photo_is_recognized_once_then_served_from_the_cache(
+    redis_url: str,
+    moto_s3_url: str,
+    local_rekognition_url: str,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    # Given a worker with the response cache on, against local_rekognition
+    queue = f"celebs-cache-{uuid.uuid4().hex[:8]}"
+    start_worker(worker_environment(redis_url, local_rekognition_url, moto_s3_url, queue, cache_ttl_s="600"))
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    photo = unique_photo(grace_hopper(), tmp_path / "grace.jpg", seed=uuid.uuid4().int % 65536)
+    # When the same photo is recognised twice, then once more with the cache refused
+    first = recognize(fq, photo)
+    second = recognize(fq, photo)
+    fresh = fq.result(fq.submit(jobs.recognize_celebrities(photo, use_cache=False)), timeout_s=60)
+    fq.close()
+    # Then the second answer is the first one, with no call; opting out calls again
+    assert (first.cached, first.attempts) == (False, 1)
+    assert (second.cached, second.attempts) == (True, 0)
+    assert second.response == first.response
+    assert (fresh.cached, fresh.attempts) == (False, 1)
