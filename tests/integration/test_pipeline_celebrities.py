@@ -1,4 +1,5 @@
-"""Celebrity jobs end to end: producer → Redis → real worker → local_rekognition's celebrity gallery."""
+"""Celebrity jobs end to end: producer → Redis → real worker → local_rekognition's celebrity gallery, and the
+`facequeue celebrities` command as a user runs it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import pytest
 
 from local_rekognition.validation import service_model
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.cli.show.annotate import MATCH, NO_MATCH
 from producer.contract import ResultEnvelope
 from testmedia.photos import grace_hopper, shared_images
 from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import s3_client
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from tests.integration.clirun import unique_photo
+from tests.integration.clirun import cli_env, json_lines, run_cli, unique_photo
+from tests.integration.test_cli_annotate import share_on_box_edge
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -108,3 +111,48 @@ def test_the_same_photo_is_recognized_once_then_served_from_the_cache(
     assert (second.cached, second.attempts) == (True, 0)
     assert second.response == first.response
     assert (fresh.cached, fresh.attempts) == (False, 1)
+
+
+@pytest.fixture
+def run(redis_url: str, worker_queue: str, worker: WorkerProcess) -> Any:
+    """The CLI against the session's stack."""
+    # A wide terminal, so a table cell is one line (rich folds cells to the 80 columns it assumes otherwise).
+    return lambda *args: run_cli(*args, env=cli_env(redis_url, worker_queue, COLUMNS="200"))
+
+
+def test_the_command_names_who_is_where_and_draws_the_names(run: Any, tmp_path: Path) -> None:
+    # Given a folder with Grace Hopper's portrait and a stranger's
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "grace.jpg").write_bytes(grace_hopper().read_bytes())
+    (photos / "stranger.jpg").write_bytes(stranger().read_bytes())
+    out = tmp_path / "annotated"
+    # When `facequeue celebrities` runs on it, waiting for the table, and again as JSON lines with pictures
+    table = run("celebrities", str(photos), "--wait")
+    done = run("celebrities", str(photos), "--annotate", str(out), "--format", "jsonl")
+    assert table.returncode == 0, table.stderr
+    assert done.returncode == 0, done.stderr
+    envelopes = {Path(e["label"]).name: e for e in json_lines(done.stdout)}
+    [grace] = envelopes["grace.jpg"]["response"]["CelebrityFaces"]
+    # Then the table names Grace with her MatchConfidence and counts the stranger as unrecognized
+    [grace_row] = [line for line in table.stdout.splitlines() if "grace.jpg" in line]
+    [stranger_row] = [line for line in table.stdout.splitlines() if "stranger.jpg" in line]
+    assert "RecognizeCelebrities" in grace_row and f"Grace Hopper {grace['MatchConfidence']:.1f}" in grace_row
+    assert "nobody recognized · 1 unrecognized" in stranger_row
+    # And the summary on stderr says who was seen in which photo, and how many faces were nobody known
+    [roll_row] = [line for line in table.stderr.splitlines() if "Grace Hopper" in line]
+    assert HOPPER_ID in roll_row and "grace.jpg" in roll_row and f"{grace['MatchConfidence']:.1f}" in roll_row
+    assert "1 celebrity recognized in 1 of 2 photo(s); 1 unrecognized face(s) in 1 photo(s)" in table.stderr
+    # And each picture has the celebrity's face in green and the stranger's in red
+    grace_face = grace["Face"]
+    stranger_face = envelopes["stranger.jpg"]["response"]["UnrecognizedFaces"][0]
+    assert share_on_box_edge(out / "grace.jpg", grace_face["BoundingBox"], MATCH) > 0.8
+    assert share_on_box_edge(out / "stranger.jpg", stranger_face["BoundingBox"], NO_MATCH) > 0.8
+    assert f"annotated 2 photo(s) in {out}" in done.stderr
+
+
+def test_the_command_without_wait_submits_and_says_how_to_follow(run: Any) -> None:
+    done = run("celebrities", str(grace_hopper()))
+
+    assert done.returncode == 0, done.stderr
+    assert "facequeue status" in done.stderr and done.stdout == ""
