@@ -15,6 +15,7 @@ from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.cli.show.annotate import MATCH, NO_MATCH
 from producer.contract import ResultEnvelope
 from testmedia.photos import grace_hopper, shared_images
+from testmedia.small_faces import Condition, make_scene, shared_portraits, wheel_portraits
 from tests.botocore_shapes import assert_output_conforms
 from tests.fixtures.aws import s3_client
 from tests.fixtures.workers import WorkerProcess, worker_environment
@@ -66,6 +67,28 @@ def test_a_stranger_lands_in_unrecognized_faces(fq: FaceQueue) -> None:
 
     assert response["CelebrityFaces"] == []
     assert len(response["UnrecognizedFaces"]) == 1
+
+
+def test_in_a_batch_a_group_photo_names_both_celebrities_and_counts_the_strangers(fq: FaceQueue) -> None:
+    # Given a 1280x720 photo of Grace Hopper, Eileen Collins and three strangers, and Grace's portrait, as one batch
+    shared_images()
+    strangers = [p for p in shared_portraits() if p.name in {"obama.jpg", "biden2.jpg", "obama1.jpg"}]
+    condition = Condition((1280, 720), (90,), blur_sigma=0, motion_px=0, motion_deg=0, roll_deg=0, jpeg_quality=90)
+    scene = make_scene("celebrities", [wheel_portraits()[0], *strangers, wheel_portraits()[1]], condition, seed=3)
+    batch = fq.submit_many(
+        [jobs.recognize_celebrities(scene.jpeg, label="group"), jobs.recognize_celebrities(grace_hopper())]
+    )
+    # When the batch is done
+    results = {e.label: e for e in fq.wait(batch.batch_id, timeout_s=120)}
+    # Then the group photo names both and leaves the three strangers unrecognized; the portrait names Grace
+    group = results["group"]
+    assert group.status is JobStatus.SUCCEEDED, group.error
+    assert_output_conforms(service_model().operation_model("RecognizeCelebrities"), group.response or {})
+    response = group.response or {}
+    assert sorted(c["Name"] for c in response["CelebrityFaces"]) == ["Eileen Collins", "Grace Hopper"]
+    assert len(response["UnrecognizedFaces"]) == 3 and group.face_count() == 5
+    [portrait] = [e for label, e in results.items() if label != "group"]
+    assert [c["Name"] for c in (portrait.response or {})["CelebrityFaces"]] == ["Grace Hopper"]
 
 
 def test_an_s3_photo_goes_to_rekognition_by_reference(fq: FaceQueue, moto_s3_url: str, s3_bucket: str) -> None:
