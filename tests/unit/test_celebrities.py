@@ -65,7 +65,8 @@ def test_the_batch_roll_says_who_was_seen_in_which_photo() -> None:
     assert roll.closing_line() == "1 celebrity recognized in 1 of 2 photo(s); 2 unrecognized face(s) in 2 photo(s)"
     tally = Tally()
     tally.add(first)
-    assert tally.faces == 2
+    tally.add(envelope("RecognizeCelebrities", EMPTY))
+    assert (tally.faces, tally.without_face) == (2, 1)
 
 
 def test_csv_rows_carry_name_id_and_match_confidence() -> None:
