@@ -1,10 +1,10 @@
 """A Rekognition STAND-IN for benchmarks and chaos tests — not Rekognition, and not local_rekognition.
 
-It speaks Rekognition's wire protocol (AWS JSON 1.1) and answers DetectFaces with a real recorded response after a
-configured delay, so a benchmark measures the pipeline, not a model. It can enforce an account-style TPS quota
-(ThrottlingException above it, as Rekognition does), throttle a share of calls, answer bursts of 5xx, stall
-past the client's timeout, and answer 200 with a body that is not JSON. GET /stats returns what it saw, so a test
-can count calls, throttles and rates.
+It speaks Rekognition's wire protocol (AWS JSON 1.1) and answers DetectFaces and RecognizeCelebrities with real
+recorded responses after a configured delay, so a benchmark measures the pipeline, not a model. It can enforce an
+account-style TPS quota (ThrottlingException above it, as Rekognition does), throttle a share of calls, answer
+bursts of 5xx, stall past the client's timeout, and answer 200 with a body that is not JSON. GET /stats returns
+what it saw, so a test can count calls, throttles and rates.
 
     python bench/rekognition_standin.py --port 0 --delay-ms 150 --tps 50
 """
@@ -23,7 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-RECORDED = Path(__file__).with_name("detect_faces_response.json")
+RECORDED = {
+    "DetectFaces": Path(__file__).with_name("detect_faces_response.json"),
+    "RecognizeCelebrities": Path(__file__).with_name("recognize_celebrities_response.json"),
+}
+"""The answers it gives, each recorded from local_rekognition on the Grace Hopper portrait; {} for other operations."""
 
 
 class TokenBucket:
@@ -50,7 +54,7 @@ class StandIn:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.detect_response = json.loads(RECORDED.read_text()) if RECORDED.exists() else {"FaceDetails": []}
+        self.responses = {operation: json.loads(path.read_text()) for operation, path in RECORDED.items()}
         self.buckets: dict[str, TokenBucket] = {}
         self.counts: Counter[str] = Counter()
         self.accepted_times: list[float] = []
@@ -87,7 +91,7 @@ class StandIn:
             return web.Response(text="<html>502 upstream hiccup</html>", content_type="application/x-amz-json-1.1")
         self.counts["ok"] += 1
         self.accepted_times.append(time.monotonic())
-        body: dict[str, Any] = self.detect_response if operation == "DetectFaces" else {}
+        body: dict[str, Any] = self.responses.get(operation, {})
         return web.json_response(body, content_type="application/x-amz-json-1.1")
 
     async def stats(self, _: web.Request) -> web.Response:

@@ -52,6 +52,7 @@ class Operation(StrEnum):
     LIST_USERS = "ListUsers"
     SEARCH_USERS = "SearchUsers"
     SEARCH_USERS_BY_IMAGE = "SearchUsersByImage"
+    RECOGNIZE_CELEBRITIES = "RecognizeCelebrities"
     START_FACE_DETECTION = "StartFaceDetection"
     START_FACE_SEARCH = "StartFaceSearch"
 
@@ -72,6 +73,7 @@ TASK_NAMES: dict[Operation, str] = {
     Operation.LIST_USERS: "facequeue.list_users",
     Operation.SEARCH_USERS: "facequeue.search_users",
     Operation.SEARCH_USERS_BY_IMAGE: "facequeue.search_users_by_image",
+    Operation.RECOGNIZE_CELEBRITIES: "facequeue.recognize_celebrities",
     Operation.START_FACE_DETECTION: "facequeue.video_face_detection",
     Operation.START_FACE_SEARCH: "facequeue.video_face_search",
 }
@@ -484,6 +486,17 @@ class SearchUsersByImageJob(_Job):
     quality_filter: QualityFilter = QualityFilter.NONE
 
 
+class RecognizeCelebritiesJob(_Job):
+    """RecognizeCelebrities: who among the celebrities the endpoint knows is in an image (its 64 largest faces).
+
+    Rekognition takes the image alone, so the job has no parameters of its own. Its answer depends on the image
+    and on the endpoint's celebrity gallery, which changes rarely: it is cached like DetectFaces (worker/cache.py).
+    """
+
+    operation: Literal[Operation.RECOGNIZE_CELEBRITIES] = Operation.RECOGNIZE_CELEBRITIES
+    image: ImageSource
+
+
 class VideoFaceAttributes(StrEnum):
     """What each face of a video job carries: DEFAULT members, or ALL attributes."""
 
@@ -541,6 +554,7 @@ Job = Annotated[
     | ListUsersJob
     | SearchUsersJob
     | SearchUsersByImageJob
+    | RecognizeCelebritiesJob
     | FaceDetectionVideoJob
     | FaceSearchVideoJob,
     Field(discriminator="operation"),
@@ -554,6 +568,7 @@ IMAGE_OPERATIONS = frozenset(
         Operation.INDEX_FACES,
         Operation.SEARCH_FACES_BY_IMAGE,
         Operation.SEARCH_USERS_BY_IMAGE,
+        Operation.RECOGNIZE_CELEBRITIES,
     }
 )
 
@@ -641,6 +656,8 @@ class ResultEnvelope(_Model):
         for member in ("FaceDetails", "FaceRecords", "FaceMatches"):
             if member in self.response:
                 return len(self.response[member])
+        if "CelebrityFaces" in self.response:  # RecognizeCelebrities: the faces named and the faces nobody is
+            return len(self.response["CelebrityFaces"]) + len(self.response.get("UnrecognizedFaces", []))
         if self.operation in (Operation.START_FACE_DETECTION, Operation.START_FACE_SEARCH):
             # A video result: one entry per face per sampled timestamp (ListFaces' "Faces" are not sightings).
             return len(self.response.get("Faces", self.response.get("Persons", [])))

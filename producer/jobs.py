@@ -26,6 +26,7 @@ from producer.contract import (
     Job,
     ListFacesJob,
     ListUsersJob,
+    RecognizeCelebritiesJob,
     S3Image,
     SearchFacesByImageJob,
     SearchUsersByImageJob,
@@ -208,3 +209,9 @@ def search_users_by_image(
     source, blobs = image_source(image)
     job = SearchUsersByImageJob(image=source, collection_id=collection_id, label=label or _label(image), **params)
     return PreparedJob(job, blobs)
+
+
+def recognize_celebrities(image: ImageInput, *, label: str | None = None, **extra: Any) -> PreparedJob:
+    """Prepare a RecognizeCelebrities job: the celebrities among the image's faces, and the faces nobody is."""
+    source, blobs = image_source(image, max_bytes=extra.pop("max_bytes", DEFAULT_MAX_IMAGE_BYTES))
+    return PreparedJob(RecognizeCelebritiesJob(image=source, label=label or _label(image), **extra), blobs)

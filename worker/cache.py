@@ -2,7 +2,10 @@
 
 Only operations whose answer depends on nothing but the image and parameters are cached. IndexFaces, the deletes and
 collection admin change state; SearchFacesByImage and ListFaces read a collection that may have changed: none of
-them is ever served from the cache.
+them is ever served from the cache. RecognizeCelebrities reads the endpoint's celebrity gallery too, but that is
+Amazon's (or, on local_rekognition, the operator's) and changes rarely, while a repeated photo would be paid again
+each time: it is cached, and a person added to the gallery is named in a photo already asked about once the entry
+expires (FACEQUEUE_CACHE_TTL_S) or for a job with use_cache=False.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from producer.contract import Job, Operation, cache_key
 if TYPE_CHECKING:
     from worker.images import JobReads
 
-CACHEABLE = frozenset({Operation.DETECT_FACES, Operation.COMPARE_FACES})
+CACHEABLE = frozenset({Operation.DETECT_FACES, Operation.COMPARE_FACES, Operation.RECOGNIZE_CELEBRITIES})
 
 
 class CacheEntry(NamedTuple):

@@ -23,6 +23,9 @@ REQUIRED_MEMBERS = {
     "DeleteCollection": "StatusCode",
     "ListFaces": "Faces",
     "DeleteFaces": "DeletedFaces",
+    # Sent as [] for a photo of nobody known, as FaceDetails is for a photo without a face (local_rekognition does;
+    # not yet seen from AWS for a photo without any face: if AWS left it out, such jobs would fail MalformedResponse).
+    "RecognizeCelebrities": "CelebrityFaces",
 }
 """The member every successful answer of an operation carries, even when there is nothing to report ([])."""
 

@@ -54,7 +54,8 @@ class WorkerSettings(RedisSettings):
     rate_limit_burst: Annotated[int, Field(ge=1, le=1000)] = 1
     """Calls that may go out back to back after an idle spell; 1 spreads calls evenly."""
     cache_ttl_s: Annotated[int, Field(ge=0, le=365 * 86400)] = 86400
-    """How long a DetectFaces / CompareFaces response is reused for the same image and parameters; 0 = off."""
+    """How long a DetectFaces / CompareFaces / RecognizeCelebrities response is reused for the same image and
+    parameters; 0 = off."""
 
     s3_allowed: list[str] = Field(default_factory=list)
     """Buckets (or bucket/key-prefix) the worker may read, e.g. ["photos", "uploads/faces/"]. Any other S3 image

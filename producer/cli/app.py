@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pydantic import ValidationError
 
 from producer import jobs
-from producer.cli import faces, live, people, results, video
+from producer.cli import celebrities, faces, live, people, results, video
 from producer.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -35,7 +35,7 @@ from producer.client import FaceQueue, UnknownBatchError
 from producer.settings import ProducerSettings
 from producer.watch import NoWorkersError
 
-FAMILIES = (faces, results, people, video, live)
+FAMILIES = (faces, results, people, celebrities, video, live)
 """The command families, in the order `facequeue --help` lists them; each adds its commands with `register`."""
 
 

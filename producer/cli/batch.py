@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from producer import jobs
@@ -34,8 +34,10 @@ def watch_batch(
     *,
     render: bool = True,
     annotator: Annotator | None = None,
+    watchers: Sequence[Callable[[ResultEnvelope], object]] = (),
 ) -> int:
-    """Follow a batch to its end: progress bar, each result rendered (and annotated), then the summary."""
+    """Follow a batch to its end: progress bar, each result rendered (and annotated, and handed to each of
+    ``watchers``), then the summary."""
     args.watching = batch_id
     start = fq.progress(batch_id)
     console = display_console(args)
@@ -57,6 +59,8 @@ def watch_batch(
                     renderer.add(envelope)
                 if annotator is not None:
                     annotator.add(envelope)
+                for watcher in watchers:
+                    watcher(envelope)
         if renderer is not None:
             renderer.finish()
     err.print(tally.table(title=f"batch {batch_id}"))

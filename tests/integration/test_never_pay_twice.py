@@ -53,6 +53,23 @@ def test_the_same_photo_and_parameters_are_paid_once(cached_stack: tuple[FaceQue
     assert standin.stats()["calls"] == 3
 
 
+def test_a_celebrity_photo_is_paid_once(cached_stack: tuple[FaceQueue, StandIn]) -> None:
+    fq, standin = cached_stack
+    photo = PHOTO + uuid.uuid4().bytes
+    # Given a photo recognised once
+    first = fq.result(fq.submit(jobs.recognize_celebrities(photo)), timeout_s=60)
+    # When the same photo is recognised again, and then as DetectFaces (another question about the same bytes)
+    second = fq.result(fq.submit(jobs.recognize_celebrities(photo)), timeout_s=60)
+    detected = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
+    # Then the second recognition is the first answer, with no call; the DetectFaces job pays its own
+    assert first.status is JobStatus.SUCCEEDED, first.error
+    assert (first.cached, first.attempts) == (False, 1) and first.response is not None
+    assert [c["Name"] for c in first.response["CelebrityFaces"]] == ["Grace Hopper"]
+    assert (second.cached, second.attempts) == (True, 0) and second.response == first.response
+    assert not detected.cached and detected.response is not None and "FaceDetails" in detected.response
+    assert standin.stats()["calls"] == 2
+
+
 def test_s3_objects_are_cached_by_etag(
     cached_stack: tuple[FaceQueue, StandIn], moto_s3_url: str, s3_bucket: str
 ) -> None:

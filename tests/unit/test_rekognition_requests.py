@@ -120,6 +120,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
             "quality_filter": "AUTO",
         },
     ),
+    ("recognize-celebrities", {"operation": "RecognizeCelebrities", "image": BLOB}),
+    ("recognize-celebrities-s3", {"operation": "RecognizeCelebrities", "image": S3_VERSIONED, "use_cache": False}),
     ("video-detection-defaults", {"operation": "StartFaceDetection", "video": VIDEO}),
     (
         "video-detection-all",

@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from producer import celebrities
 from producer.cli.show.export import top_emotion
 from producer.contract import JobStatus, ResultEnvelope
 
@@ -27,9 +28,9 @@ Colour = tuple[int, int, int]
 FACE: Colour = (255, 190, 0)
 """Amber: a face DetectFaces found, or one IndexFaces indexed."""
 MATCH: Colour = (0, 200, 83)
-"""Green: a face matched above the threshold (search, compare)."""
+"""Green: a face matched above the threshold (search, compare), or a celebrity recognised."""
 NO_MATCH: Colour = (235, 50, 50)
-"""Red: a face without a match, or one IndexFaces left out."""
+"""Red: a face without a match, one IndexFaces left out, or a face no celebrity's."""
 SOURCE: Colour = (41, 121, 255)
 """Blue: the face of the source photo a comparison used."""
 LANDMARK: Colour = (0, 229, 255)
@@ -237,7 +238,8 @@ def _match_name(face: dict[str, Any]) -> str:
 
 
 def faces_of(envelope: ResultEnvelope) -> tuple[list[Face], str | None]:
-    """What to draw for a DetectFaces, IndexFaces or SearchFacesByImage result, and a banner when nothing is."""
+    """What to draw for an image job's result (faces detected, indexed, searched, identified or recognised as
+    celebrities), and a banner when nothing is."""
     response = envelope.response or {}
     faces: list[Face] = []
     if "FaceDetails" in response:
@@ -258,6 +260,8 @@ def faces_of(envelope: ResultEnvelope) -> tuple[list[Face], str | None]:
         return faces, None if faces else "no face indexed"
     if "UserMatches" in response:
         return _identified(response)
+    if "CelebrityFaces" in response:
+        return _celebrities(envelope)
     if "SearchedFaceBoundingBox" in response:
         matches = response.get("FaceMatches", [])
         if matches:
@@ -290,8 +294,20 @@ def _identified(response: dict[str, Any]) -> tuple[list[Face], str | None]:
     return faces, None
 
 
+def _celebrities(envelope: ResultEnvelope) -> tuple[list[Face], str | None]:
+    """A RecognizeCelebrities result: each celebrity's name and MatchConfidence on their face, strangers in red."""
+    faces = [
+        Face(seen.box, MATCH, f"{seen.name} {seen.match_confidence:.1f}%", _landmarks(seen.face or {}))
+        for seen in celebrities.sightings(envelope)
+    ]
+    faces += [
+        Face(face.get("BoundingBox", {}), NO_MATCH, "unrecognized") for face in celebrities.unrecognized(envelope)
+    ]
+    return faces, None if faces else "no face found"
+
+
 def annotate(img: Image.Image, envelope: ResultEnvelope) -> Image.Image:
-    """Draw a DetectFaces, IndexFaces or SearchFacesByImage result on its (upright) photo."""
+    """Draw an image job's result (DetectFaces, IndexFaces, a search, RecognizeCelebrities) on its upright photo."""
     if envelope.status is JobStatus.FAILED:
         assert envelope.error is not None
         return draw_faces(img, [], banner=f"failed: {envelope.error.code}")
@@ -411,7 +427,7 @@ class Annotator:
         self._common = common_folder(self.refs.values())
 
     def add(self, envelope: ResultEnvelope) -> Path | None:
-        """Write the picture for one DetectFaces / IndexFaces / SearchFacesByImage result; None when skipped."""
+        """Write the picture for one image job's result; None when skipped."""
         ref = self.refs.get(envelope.job_id) or envelope.label
         if not ref:
             self._skip("the job names no photo")

@@ -56,6 +56,9 @@ COLUMNS: tuple[str, ...] = (
     "rekognition_ms",
     "worker",
     "user_id",
+    "celebrity_name",
+    "celebrity_id",
+    "match_confidence",
 )
 
 # Rekognition's yes/no attributes: {"Value": bool, "Confidence": float}. The CSV keeps the value; a column per
@@ -154,10 +157,24 @@ def _face_rows(envelope: ResultEnvelope) -> Iterator[Row]:
             yield {**searched, **_collection_face(match.get("Face")), "similarity": match.get("Similarity")}
         if not matches:
             yield searched
+    elif "CelebrityFaces" in response:
+        yield from _celebrity_rows(response)
     elif "Faces" in response:  # ListFaces
         yield from ({**face_detail_columns(face), "user_id": face.get("UserId")} for face in response["Faces"])
     else:
         yield from _user_rows(response)
+
+
+def _celebrity_rows(response: dict[str, Any]) -> Iterator[Row]:
+    """RecognizeCelebrities: a row per named face (name, Id, MatchConfidence), then a row per face nobody is."""
+    for celebrity in response["CelebrityFaces"]:
+        yield {
+            **face_detail_columns(celebrity.get("Face") or {}),
+            "celebrity_name": celebrity.get("Name"),
+            "celebrity_id": celebrity.get("Id"),
+            "match_confidence": celebrity.get("MatchConfidence"),
+        }
+    yield from (face_detail_columns(face) for face in response.get("UnrecognizedFaces", []))
 
 
 def _user_rows(response: dict[str, Any]) -> Iterator[Row]:

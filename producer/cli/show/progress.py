@@ -31,7 +31,7 @@ from producer.cli.show.hints import hint
 from producer.client import BatchProgress
 from producer.contract import JobStatus, ResultEnvelope
 
-_FACE_OPERATIONS = {"DetectFaces", "IndexFaces"}
+_FACE_OPERATIONS = {"DetectFaces", "IndexFaces", "RecognizeCelebrities"}
 _MATCH_OPERATIONS = {"SearchFacesByImage", "CompareFaces"}
 
 

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from producer import celebrities
 from producer.cli.show.export import CsvWriter
 from producer.contract import JobStatus, ResultEnvelope
 from producer.people import UNKNOWN
@@ -32,6 +33,8 @@ def summary(envelope: ResultEnvelope) -> str:
         return _user_summary(envelope, response)
     if "AssociatedFaces" in response or "DisassociatedFaces" in response:
         return _association_summary(response)
+    if "CelebrityFaces" in response:
+        return _celebrity_summary(envelope)
     if "FaceMatches" in response and "SourceImageFace" in response:
         sims = [f"{m['Similarity']:.1f}" for m in response["FaceMatches"]]
         return f"match {', '.join(sims)}" if sims else "no match"
@@ -61,6 +64,15 @@ def _user_summary(envelope: ResultEnvelope, response: dict[str, Any]) -> str:
         return f"{len(response['Users'])} users"
     done = {"CreateUser": "created", "DeleteUser": "deleted"}.get(envelope.operation, "done")
     return f"{done} {escape(envelope.label or '')}".strip()
+
+
+def _celebrity_summary(envelope: ResultEnvelope) -> str:
+    """Each celebrity with their MatchConfidence, then how many faces are nobody known."""
+    named = ", ".join(f"{escape(s.name)} {s.match_confidence:.1f}" for s in celebrities.sightings(envelope))
+    strangers = len(celebrities.unrecognized(envelope))
+    if not named and not strangers:
+        return "no face found"
+    return f"{named or 'nobody recognized'}" + (f" · {strangers} unrecognized" if strangers else "")
 
 
 def _association_summary(response: dict[str, Any]) -> str:
