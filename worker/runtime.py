@@ -110,7 +110,13 @@ class Runtime:
             s3=s3,
             redis=redis,
             settings=s,
-            limiter=AdaptiveRate(redis, s.rate_limits_tps, s.rate_limit_burst, learn=s.adaptive_rate),
+            limiter=AdaptiveRate(
+                redis,
+                s.rate_limits_tps,
+                s.rate_limit_burst,
+                learn=s.adaptive_rate,
+                endpoint=rekognition.meta.endpoint_url,
+            ),
             cache=ResponseCache(redis, s.cache_ttl_s),
             worker=self.worker,
         )

@@ -170,6 +170,35 @@ def test_a_burst_against_an_unannounced_quota_fails_no_job(
     assert stats.get("ThrottlingException", 0) <= 0.01 * stats["calls"], stats
 
 
+def test_a_rate_learnt_against_one_endpoint_does_not_pace_another(
+    redis_url: str,
+    moto_s3_url: str,
+    start_standin: StartStandIn,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given workers that learnt a low rate against an endpoint enforcing 2 TPS, on the tests' one Redis
+    photo = grace_hopper().read_bytes()
+    slow = start_standin("--delay-ms", "5", "--tps", "2")
+    slow_queue = f"slow-{uuid.uuid4().hex[:8]}"
+    start_worker(worker_environment(redis_url, slow.url, moto_s3_url, slow_queue, cache_ttl_s="0"), concurrency=16)
+    with FaceQueue(ProducerSettings(redis_url=redis_url, queue=slow_queue)) as fq:  # type: ignore[arg-type]
+        learnt = fq.wait(fq.submit_many(jobs.detect_faces(photo, label=str(i)) for i in range(12)).batch_id, 120)
+    assert all(r.status is JobStatus.SUCCEEDED for r in learnt)
+    assert slow.stats().get("ThrottlingException", 0) > 0
+    # When other workers on the same Redis send a burst to another endpoint, with no quota, within a 10 s deadline
+    fast = start_standin("--delay-ms", "5")
+    fast_queue = f"fast-{uuid.uuid4().hex[:8]}"
+    env = worker_environment(redis_url, fast.url, moto_s3_url, fast_queue, cache_ttl_s="0", job_timeout_s="10")
+    start_worker(env, concurrency=64)
+    with FaceQueue(ProducerSettings(redis_url=redis_url, queue=fast_queue)) as fq:  # type: ignore[arg-type]
+        results = fq.wait(fq.submit_many(jobs.detect_faces(photo, label=str(i)) for i in range(60)).batch_id, 120)
+    # Then none of them fails: the 2 TPS learnt against the first endpoint does not pace calls to the second (60
+    # calls at 2 TPS would take 30 s), which slow-starts on its own
+    failed = collections.Counter(r.error.code for r in results if r.error)
+    assert not failed, failed
+    assert fast.stats()["calls"] == 60
+
+
 def test_stage_uploads_photos_to_s3_once_and_sends_references(
     redis_url: str,
     worker_env: dict[str, str],

@@ -170,3 +170,28 @@ def test_the_learnt_rate_slow_starts_stays_within_its_horizon_and_halves_on_the_
     # And the first throttle halves the rate, ends slow start and starts a new epoch
     assert float(after[b"rate"]) == pytest.approx(float(before[b"rate"]) / 2)
     assert after[b"mode"] == b"recover" and after[b"epoch"] == b"1"
+
+
+def test_callers_turned_away_get_their_slots_in_the_order_they_asked(redis_url: str) -> None:
+    async def scenario() -> tuple[list[Ticket], Ticket, Ticket]:
+        op = f"Op{uuid.uuid4().hex[:6]}"
+        client = aredis.Redis.from_url(redis_url)
+        # Given a configured quota of 20 calls/s: about 10 slots within the 0.5 s no slot is handed out beyond
+        rate = AdaptiveRate(client, {op: 20})
+        # When 30 callers ask in turn: the first ones get those slots, the others are told to come back
+        tickets = [await rate.reserve(op, caller=f"c{i}") for i in range(30)]
+        first_turned_away = next(i for i, t in enumerate(tickets) if not t.granted)
+        # And, when the first caller turned away is told to come back, the last one asks before it does
+        await asyncio.sleep(tickets[first_turned_away].wait_s)
+        last = await rate.reserve(op, caller="c29")
+        earliest = await rate.reserve(op, caller=f"c{first_turned_away}")
+        await client.aclose()
+        return tickets[first_turned_away:], last, earliest
+
+    turned_away, last, earliest = asyncio.run(scenario())
+    # Then the callers turned away are told to come back in the order they asked, one slot's time apart
+    assert all(not t.granted for t in turned_away) and len(turned_away) >= 15
+    assert all(b.wait_s > a.wait_s for a, b in itertools.pairwise(turned_away))
+    # And the last caller does not overtake the first: a caller's wait is bounded by the callers ahead of it, so a
+    # job behind a quota cannot starve past its deadline while later ones go
+    assert not last.granted and earliest.granted
