@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.exceptions import ResponseError
 
 from producer.client import (
     REDIS_BACKOFF,
     REDIS_RETRIES,
     BatchHandle,
     BatchProgress,
+    BatchState,
     ClientCore,
     Deadline,
     JobHandle,
     UnknownBatchError,
+    WaitHook,
     parse_envelope,
     stream_entries,
 )
-from producer.connection import async_client
+from producer.connection import async_client, check_replicated, wait_command
 from producer.contract import ResultEnvelope, batch_key, batch_stream_key, done_channel, new_id, result_key
 from producer.jobs import PreparedJob
 from producer.settings import ProducerSettings
+from producer.staging import S3Stage
+from producer.window import Wait, Window, job_bytes
 
 
 class AsyncFaceQueue(ClientCore):
@@ -52,20 +58,93 @@ class AsyncFaceQueue(ClientCore):
         batch = await self.submit_many([prepared])
         return JobHandle(batch.job_ids[0], batch.batch_id)
 
-    async def submit_many(self, prepared: Iterable[PreparedJob], batch_id: str | None = None) -> BatchHandle:
-        """Submit many jobs as one batch, one Redis round trip per chunk."""
-        batch_id = batch_id or new_id()
+    async def submit_many(
+        self,
+        prepared: Iterable[PreparedJob],
+        batch_id: str | None = None,
+        *,
+        stage: S3Stage | None = None,
+        on_wait: WaitHook | None = None,
+        spec: str | None = None,
+    ) -> BatchHandle:
+        """Submit many jobs as one batch within the window, as FaceQueue.submit_many does."""
+        return await self._submit(batch_id or new_id(), prepared, 0, stage, on_wait, spec)
+
+    async def batch_state(self, batch_id: str) -> BatchState:
+        """The batch's progress, queued count and resume details; UnknownBatchError if Redis has none."""
+        raw = await self.redis.hgetall(batch_key(batch_id))
+        if not raw:
+            raise UnknownBatchError(f"no batch {batch_id} (never submitted, or expired)")
+        return BatchState.from_hash(batch_id, raw)
+
+    async def resume(
+        self,
+        batch_id: str,
+        prepared: Iterable[PreparedJob],
+        *,
+        stage: S3Stage | None = None,
+        on_wait: WaitHook | None = None,
+    ) -> BatchHandle:
+        """Finish submitting a batch stopped part-way, as FaceQueue.resume does."""
+        state = await self.batch_state(batch_id)
+        if state.progress.sealed:
+            return BatchHandle(batch_id, ())
+        return await self._submit(batch_id, self.skip_queued(prepared, state), state.queued, stage, on_wait, None)
+
+    async def _submit(
+        self,
+        batch_id: str,
+        prepared: Iterable[PreparedJob],
+        queued: int,
+        stage: S3Stage | None,
+        on_wait: WaitHook | None,
+        spec: str | None,
+    ) -> BatchHandle:
+        window = self.window()
+        if stage is not None:
+            prepared = stage.stage_all(prepared)
+        steps: Iterator[list[PreparedJob] | Wait] = window.plan(self.counted(prepared, queued))
         ids: list[str] = []
-        for chunk in self.chunks(prepared):
-            pipe = self.redis.pipeline(transaction=False)
-            ids += self.chunk_commands(pipe, batch_id, chunk)
-            waited = self.add_wait(pipe)
-            self.check_wait(waited, await pipe.execute(), f"batch {batch_id}: {len(ids)} jobs submitted")
-        pipe = self.redis.pipeline(transaction=False)
-        self.seal(pipe, batch_id, len(ids))
-        waited = self.add_wait(pipe)
-        self.check_wait(waited, await pipe.execute(), f"batch {batch_id}: sealing at {len(ids)} jobs")
+        # Reading the input may mean reading files or uploading to S3: off the event loop.
+        while (step := await asyncio.to_thread(next, steps, None)) is not None:
+            if isinstance(step, Wait):
+                await self._await_results(batch_id, window, on_wait)
+                continue
+            pipe = self.redis.pipeline(transaction=True)
+            chunk_ids = self.chunk_commands(pipe, batch_id, step, queued, spec, window.max_chunk_bytes)
+            try:
+                await pipe.execute()
+            except ResponseError as exc:
+                raise self.full(exc, batch_id, queued) from exc
+            await self.wait_replicas(f"batch {batch_id}: {queued + len(step)} jobs submitted")
+            for item, job_id in zip(step, chunk_ids, strict=True):
+                window.add(job_id, job_bytes(item))
+            queued += len(step)
+            ids += chunk_ids
+        pipe = self.redis.pipeline(transaction=True)
+        self.seal(pipe, batch_id, queued)
+        try:
+            await pipe.execute()
+        except ResponseError as exc:
+            raise self.full(exc, batch_id, queued) from exc
+        await self.wait_replicas(f"batch {batch_id}: sealing at {queued} jobs")
         return BatchHandle(batch_id, tuple(ids))
+
+    async def wait_replicas(self, what: str) -> None:
+        """After a chunk's transaction: WAIT for replicas when FACEQUEUE_REDIS_WAIT_REPLICAS asks for it."""
+        command = wait_command(self.settings)
+        if command is not None:
+            check_replicated(self.settings, await self.redis.execute_command(*command), what)  # type: ignore[no-untyped-call]
+
+    async def _await_results(self, batch_id: str, window: Window, on_wait: WaitHook | None) -> None:
+        """Block up to a second for results of the batch, and release them from the window."""
+        reply = await self.redis.xread({batch_stream_key(batch_id): window.cursor}, count=1000, block=1000)
+        entries = stream_entries(reply)
+        if entries:
+            window.cursor = entries[-1][0]
+            window.release(fields[b"job_id"].decode() for _, fields in entries)
+        elif on_wait is not None:
+            on_wait(await self.progress(batch_id), window)
 
     async def get_result(self, job_id: str) -> ResultEnvelope | None:
         """Return the job's result if it has been published, else None."""

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ExecAbortError, OutOfMemoryError
 from redis.retry import Retry
 
 from producer import jobs as _jobs
@@ -36,6 +37,8 @@ from producer.contract import (
 from producer.jobs import PreparedJob
 from producer.messages import Signer, protocol_app, task_message
 from producer.settings import ProducerSettings
+from producer.staging import S3Stage
+from producer.window import Wait, Window, job_bytes
 
 # Ride out a Redis restart or failover (about 30 s) instead of failing the caller: every command the client sends is
 # safe to repeat (re-sent task messages are deduplicated by job id when results are published).
@@ -83,6 +86,9 @@ class BatchHandle:
         return len(self.job_ids)
 
 
+_COUNTERS = frozenset({"total", "submitted", "succeeded", "failed", "sealed", "queued"})
+
+
 @dataclass(frozen=True)
 class BatchProgress:
     """A batch's counters: jobs submitted, succeeded and failed so far."""
@@ -107,7 +113,10 @@ class BatchProgress:
     @classmethod
     def from_hash(cls, batch_id: str, raw: dict[Any, Any]) -> BatchProgress:
         """Build from the batch hash as redis-py returns it (bytes keys and values)."""
-        fields = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        # Only the counters: the hash also holds a resume's details (last_label, spec), which are not numbers.
+        fields = {
+            name: int(v) for k, v in raw.items() if (name := k.decode() if isinstance(k, bytes) else k) in _COUNTERS
+        }
         return cls(
             batch_id=batch_id,
             total=fields.get("total", fields.get("submitted", 0)),
@@ -142,6 +151,55 @@ class UnknownBatchError(LookupError):
     """No such batch in Redis: never submitted, or its progress expired."""
 
 
+class RedisFullError(RuntimeError):
+    """Redis refused writes (maxmemory) part-way through a batch. Every chunk goes in whole or not at all, so the jobs
+    counted in ``jobs_queued`` are queued with their images and will run, and nothing of the rest is in Redis."""
+
+    code = "RedisFull"
+
+    def __init__(self, batch_id: str, jobs_queued: int) -> None:
+        self.batch_id = batch_id
+        self.jobs_queued = jobs_queued
+        if jobs_queued:
+            went = f"after {jobs_queued} of its jobs were queued (they will run; nothing of the rest is in Redis)"
+            then = f"resume it with `facequeue resume {batch_id}` (FaceQueue.resume)"
+        else:
+            went, then = "before any of its jobs was queued", "submit it again"
+        super().__init__(
+            f"RedisFull: Redis refused writes (its maxmemory is reached) at batch {batch_id} {went}; {then} once "
+            "workers have freed memory, or give Redis more maxmemory, a smaller FACEQUEUE_WINDOW_BLOB_BYTES, or "
+            "stage the photos in S3 (--stage)"
+        )
+
+
+def _full(exc: Exception) -> bool:
+    """True for Redis's refusal at maxmemory (OOM), as redis-py reports it in or out of a transaction."""
+    return isinstance(exc, OutOfMemoryError) or (isinstance(exc, ExecAbortError) and "OOM" in str(exc))
+
+
+WaitHook = Callable[[BatchProgress, Window], None]
+"""Called while a submission waits for results to make room in its window (after each second without one)."""
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """What a resume needs of a batch: its progress, how many of its jobs are queued, the last one's label, and
+    the command line that built it (the CLI's, as JSON), if any."""
+
+    progress: BatchProgress
+    queued: int
+    last_label: str | None
+    spec: str | None
+
+    @classmethod
+    def from_hash(cls, batch_id: str, raw: dict[Any, Any]) -> BatchState:
+        """Build from the batch hash as redis-py returns it."""
+        fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+        text = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in fields.items()}
+        progress = BatchProgress.from_hash(batch_id, raw)
+        return cls(progress, int(text.get("queued", progress.total)), text.get("last_label") or None, text.get("spec"))
+
+
 class ClientCore:
     """What FaceQueue and AsyncFaceQueue (aclient.py) share: settings, message building, a chunk's commands."""
 
@@ -163,10 +221,27 @@ class ClientCore:
         if waited:
             check_replicated(self.settings, replies[-1], what)
 
-    def chunk_commands(self, pipe: Any, batch_id: str, chunk: list[PreparedJob]) -> list[str]:
-        """Queue one chunk's blob stores, counters and task messages on a pipeline; return the job ids."""
+    def chunk_commands(
+        self,
+        pipe: Any,
+        batch_id: str,
+        chunk: list[PreparedJob],
+        queued_before: int = 0,
+        spec: str | None = None,
+        max_message_bytes: int = 2**63,
+    ) -> list[str]:
+        """Queue one chunk's blob stores, counters and task messages on a pipeline; return the job ids.
+
+        On a transaction (MULTI/EXEC) the chunk goes in whole or not at all: Redis refuses the whole transaction when
+        one of its commands meets maxmemory, so no image is left without its job, nor a job without its image.
+        """
         s = self.settings
         key = batch_key(batch_id)
+        # How many of the batch's jobs are queued, in input order, set (not added) so a re-sent chunk cannot inflate
+        # it: a resume skips exactly these. The last label lets it check that it was given the same inputs.
+        pipe.hset(key, mapping={"queued": queued_before + len(chunk), "last_label": chunk[-1].job.label or ""})
+        if spec is not None:
+            pipe.hsetnx(key, "spec", spec)
         # A running count for progress displays; the exact total is set once, when the batch is sealed, so a chunk
         # re-sent after a lost reply (redis-py retries on connection errors) cannot inflate it.
         pipe.hincrby(key, "submitted", len(chunk))
@@ -179,6 +254,7 @@ class ClientCore:
             pipe.expire(blob_refs_key(digest), s.blob_ttl_s)
         ids = []
         packed: list[Job] = []
+        packed_bytes = 0
         # Every chunk stores the blobs its own jobs read, even ones an earlier chunk of the batch stored: that
         # chunk's jobs may all have finished meanwhile and deleted the blob with its last reference.
         seen: set[str] = set()
@@ -191,10 +267,18 @@ class ClientCore:
                     pipe.expire(blob_key(digest), s.blob_ttl_s)
                     seen.add(digest)
             job = prepared.job.model_copy(update={"batch_id": batch_id})
-            if packed and (len(packed) >= s.jobs_per_message or packed[0].operation is not job.operation):
+            size = job_bytes(prepared)
+            # A worker reads a message's images in one MGET, which Redis holds in its output buffer while it sends
+            # it: a message carries at most max_message_bytes of images, so that buffer stays small.
+            if packed and (
+                len(packed) >= s.jobs_per_message
+                or packed[0].operation is not job.operation
+                or packed_bytes + size > max_message_bytes
+            ):
                 self._push(pipe, packed)
-                packed = []
+                packed, packed_bytes = [], 0
             packed.append(job)
+            packed_bytes += size
             ids.append(job.job_id)
         if packed:
             self._push(pipe, packed)
@@ -205,22 +289,42 @@ class ClientCore:
         queue = queue_for(self.settings.queue, jobs[0].operation)
         pipe.lpush(queue, task_message(self._app, jobs, queue, self._signer))
 
-    def chunks(self, prepared: Iterable[PreparedJob]) -> Iterator[list[PreparedJob]]:
-        """Split jobs into pipeline-sized chunks, enforcing the batch size limit."""
-        chunk: list[PreparedJob] = []
-        count = 0
-        for item in prepared:
-            count += 1
+    def window(self) -> Window:
+        """A fresh window for one submission, sized by the settings."""
+        s = self.settings
+        return Window(s.window_blob_bytes, s.window_jobs, s.submit_chunk)
+
+    def counted(self, prepared: Iterable[PreparedJob], start: int = 0) -> Iterator[PreparedJob]:
+        """The jobs, enforcing the batch size limit (``start`` jobs of the batch are queued already)."""
+        for count, item in enumerate(prepared, start + 1):
             if count > self.settings.max_batch_jobs:
                 raise ValueError(
                     f"a batch holds at most {self.settings.max_batch_jobs} jobs (FACEQUEUE_MAX_BATCH_JOBS)"
                 )
-            chunk.append(item)
-            if len(chunk) >= self.settings.submit_chunk:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+            yield item
+
+    @staticmethod
+    def skip_queued(prepared: Iterable[PreparedJob], state: BatchState) -> Iterator[PreparedJob]:
+        """The jobs a resume still has to submit: ``prepared`` less the batch's queued ones, checked by label."""
+        items = iter(prepared)
+        last: PreparedJob | None = None
+        for given in range(state.queued):
+            last = next(items, None)
+            if last is None:
+                raise ValueError(
+                    f"batch {state.progress.batch_id} has {state.queued} jobs queued, more than the {given} inputs "
+                    "given to resume it"
+                )
+        if last is not None and state.last_label and last.job.label != state.last_label:
+            raise ValueError(
+                f"batch {state.progress.batch_id}: its job {state.queued} was {state.last_label!r}, but the inputs "
+                f"given to resume it have {last.job.label!r} there; resume with the inputs it was submitted from"
+            )
+        return items
+
+    def full(self, exc: Exception, batch_id: str, queued: int) -> Exception:
+        """The error to raise for a failed chunk: RedisFullError at maxmemory, else the error itself."""
+        return RedisFullError(batch_id, queued) if _full(exc) else exc
 
     def seal(self, pipe: Any, batch_id: str, total: int) -> None:
         """Mark a batch complete with its exact size: iterators stop once every one of its jobs has a result."""
@@ -280,20 +384,100 @@ class FaceQueue(ClientCore):
         batch = self.submit_many([prepared])
         return JobHandle(batch.job_ids[0], batch.batch_id)
 
-    def submit_many(self, prepared: Iterable[PreparedJob], batch_id: str | None = None) -> BatchHandle:
-        """Submit many jobs as one batch, one Redis round trip per chunk of FACEQUEUE_SUBMIT_CHUNK jobs."""
-        batch_id = batch_id or new_id()
+    def submit_many(
+        self,
+        prepared: Iterable[PreparedJob],
+        batch_id: str | None = None,
+        *,
+        stage: S3Stage | None = None,
+        on_wait: WaitHook | None = None,
+        spec: str | None = None,
+    ) -> BatchHandle:
+        """Submit many jobs as one batch, within the window (FACEQUEUE_WINDOW_BLOB_BYTES, FACEQUEUE_WINDOW_JOBS).
+
+        ``prepared`` is read as it is sent, so it may be a generator of any length; past the window the call waits
+        for results before storing more. With ``stage`` the images go to S3 and the jobs carry S3 references.
+        Raises RedisFullError when Redis refuses writes part-way (then ``resume``). ``spec`` is stored with the
+        batch for `facequeue resume` (the CLI's command line).
+        """
+        return self._submit(batch_id or new_id(), prepared, 0, stage, on_wait, spec)
+
+    def batch_state(self, batch_id: str) -> BatchState:
+        """The batch's progress, queued count and resume details; UnknownBatchError if Redis has none."""
+        raw = self.redis.hgetall(batch_key(batch_id))
+        if not raw:
+            raise UnknownBatchError(f"no batch {batch_id} (never submitted, or expired)")
+        return BatchState.from_hash(batch_id, raw)
+
+    def resume(
+        self,
+        batch_id: str,
+        prepared: Iterable[PreparedJob],
+        *,
+        stage: S3Stage | None = None,
+        on_wait: WaitHook | None = None,
+    ) -> BatchHandle:
+        """Finish submitting a batch stopped part-way (RedisFullError, an interrupt): give it the same inputs, in the
+        same order; the jobs already queued are skipped, so none is submitted twice and none is lost. The handle
+        holds the jobs this call submitted."""
+        state = self.batch_state(batch_id)
+        if state.progress.sealed:
+            return BatchHandle(batch_id, ())
+        return self._submit(batch_id, self.skip_queued(prepared, state), state.queued, stage, on_wait, None)
+
+    def _submit(
+        self,
+        batch_id: str,
+        prepared: Iterable[PreparedJob],
+        queued: int,
+        stage: S3Stage | None,
+        on_wait: WaitHook | None,
+        spec: str | None,
+    ) -> BatchHandle:
+        window = self.window()
+        if stage is not None:
+            prepared = stage.stage_all(prepared)
         ids: list[str] = []
-        for chunk in self.chunks(prepared):
-            pipe = self.redis.pipeline(transaction=False)
-            ids += self.chunk_commands(pipe, batch_id, chunk)
-            waited = self.add_wait(pipe)
-            self.check_wait(waited, pipe.execute(), f"batch {batch_id}: {len(ids)} jobs submitted")
-        pipe = self.redis.pipeline(transaction=False)
-        self.seal(pipe, batch_id, len(ids))
-        waited = self.add_wait(pipe)
-        self.check_wait(waited, pipe.execute(), f"batch {batch_id}: sealing at {len(ids)} jobs")
+        for step in window.plan(self.counted(prepared, queued)):
+            if isinstance(step, Wait):
+                self._await_results(batch_id, window, on_wait)
+                continue
+            pipe = self.redis.pipeline(transaction=True)
+            chunk_ids = self.chunk_commands(pipe, batch_id, step, queued, spec, window.max_chunk_bytes)
+            try:
+                pipe.execute()
+            except redis.ResponseError as exc:
+                raise self.full(exc, batch_id, queued) from exc
+            self.wait_replicas(f"batch {batch_id}: {queued + len(step)} jobs submitted")
+            for item, job_id in zip(step, chunk_ids, strict=True):
+                window.add(job_id, job_bytes(item))
+            queued += len(step)
+            ids += chunk_ids
+        pipe = self.redis.pipeline(transaction=True)
+        self.seal(pipe, batch_id, queued)
+        try:
+            pipe.execute()
+        except redis.ResponseError as exc:
+            raise self.full(exc, batch_id, queued) from exc
+        self.wait_replicas(f"batch {batch_id}: sealing at {queued} jobs")
         return BatchHandle(batch_id, tuple(ids))
+
+    def wait_replicas(self, what: str) -> None:
+        """After a chunk's transaction: WAIT for replicas when FACEQUEUE_REDIS_WAIT_REPLICAS asks for it (a WAIT
+        inside MULTI would not block)."""
+        command = wait_command(self.settings)
+        if command is not None:
+            check_replicated(self.settings, self.redis.execute_command(*command), what)  # type: ignore[no-untyped-call]
+
+    def _await_results(self, batch_id: str, window: Window, on_wait: WaitHook | None) -> None:
+        """Block up to a second for results of the batch, and release them from the window."""
+        reply = self.redis.xread({batch_stream_key(batch_id): window.cursor}, count=1000, block=1000)
+        entries = stream_entries(reply)
+        if entries:
+            window.cursor = entries[-1][0]
+            window.release(fields[b"job_id"].decode() for _, fields in entries)
+        elif on_wait is not None:
+            on_wait(self.progress(batch_id), window)
 
     def detect_faces(self, image: _jobs.ImageInput, **params: Any) -> JobHandle:
         """Submit one DetectFaces job (attributes=DEFAULT|ALL|names)."""

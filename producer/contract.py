@@ -156,9 +156,9 @@ def cache_key(fingerprint: str) -> str:
     return f"{KEY_PREFIX}:cache:{fingerprint}"
 
 
-def rate_key(operation: str) -> str:
-    """Redis hash holding the shared rate limiter's state for one Rekognition operation."""
-    return f"{KEY_PREFIX}:rate:{operation}"
+def rate_key(operation: str, endpoint: str = "") -> str:
+    """Redis hash holding the shared rate limiter's state for one Rekognition operation at one endpoint (host:port)."""
+    return f"{KEY_PREFIX}:rate:{endpoint}:{operation}" if endpoint else f"{KEY_PREFIX}:rate:{operation}"
 
 
 def signing_conf(key: str, cert: str, cert_store: str) -> dict[str, Any]:

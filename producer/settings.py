@@ -87,6 +87,11 @@ class ProducerSettings(RedisSettings):
     """PEM certificate of signing_key."""
     signing_cert_store: str | None = None
     """Glob of the PEM certificates workers trust, e.g. /etc/facequeue/certs/*.pem."""
+    window_blob_bytes: Annotated[int, Field(ge=2**20, le=2**40)] = 256 * 2**20
+    """Image bytes one producer keeps in Redis for jobs without a result yet; it stores more as results come back,
+    so a batch of any size runs in this much Redis memory (plus ~1/16 while a chunk is read). 1 TiB: unbounded."""
+    window_jobs: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    """Jobs one producer keeps queued without a result; the same as window_blob_bytes, for jobs without images."""
     submit_chunk: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Jobs per Redis pipeline when submitting many: one round trip each."""
     jobs_per_message: Annotated[int, Field(ge=1, le=MAX_JOBS_PER_MESSAGE)] = 16

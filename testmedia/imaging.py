@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
@@ -65,3 +67,21 @@ def views(path: Path) -> dict[str, bytes]:
             ImageEnhance.Contrast(ImageEnhance.Brightness(photo).enhance(1.3)).enhance(0.8), "JPEG", quality=92
         ),
     }
+
+
+def distinct_jpegs(
+    source: Path, count: int, *, scale: float = 2.5, quality: int = 95, seed: int = 0
+) -> Iterator[bytes]:
+    """``count`` JPEGs of one portrait, each with one random pixel changed and recompressed: distinct content hashes.
+
+    The grace_hopper portrait scaled 2.5× at quality 95 is about 440 KB, the size of a phone photo resized for the
+    web; each costs ~10 ms to make, so thousands are cheap.
+    """
+    rng = random.Random(seed)
+    with Image.open(source) as original:
+        base = original.convert("RGB")
+    base = base.resize((int(base.width * scale), int(base.height * scale)))
+    for _ in range(count):
+        img = base.copy()
+        img.putpixel((rng.randrange(img.width), rng.randrange(img.height)), tuple(rng.randrange(256) for _ in "rgb"))
+        yield encode(img, "JPEG", quality=quality)

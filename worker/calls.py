@@ -81,12 +81,20 @@ def backoff_s(attempt: int, settings: WorkerSettings) -> float:
 
 
 def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Call[T]:
-    """The call, retried on transient failures up to max_attempts with jittered backoff; each attempt counted."""
+    """The call, retried on transient failures up to max_attempts with jittered backoff; each attempt counted.
+
+    A throttle of a call paced by the shared rate (rate_limited) is not the job's fault and uses up no attempt: the
+    rate has just been cut for every worker, so the call goes again at once, after a slot at the new rate. The
+    job's deadline (FACEQUEUE_JOB_TIMEOUT_S) still bounds how long it tries.
+    """
+    paced = deps.limiter is not None and deps.limiter.paces(label)
 
     async def attempt() -> T:
         settings = deps.settings
+        throttled = 0
         while True:
-            outcome.attempts += 1
+            if not paced:
+                outcome.attempts += 1  # a paced call is counted by rate_limited, once its slot has come
             if deps.stopping.is_set():
                 raise ShuttingDown
             try:
@@ -97,30 +105,34 @@ def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Cal
                 raise
             except Exception as exc:
                 failure = classify(exc)
-                if not failure.retryable or outcome.attempts >= settings.max_attempts:
+                if paced and failure.code in THROTTLING_CODES:
+                    throttled += 1
+                    continue
+                if not failure.retryable or outcome.attempts - throttled >= settings.max_attempts:
                     raise failure from None
                 metrics.RETRIES.labels(label, failure.code).inc()
-                await deps.pause(backoff_s(outcome.attempts - 1, settings))
+                await deps.pause(backoff_s(outcome.attempts - throttled - 1, settings))
 
     return attempt
 
 
-def rate_limited(call: Call[T], deps: Deps, operation: str) -> Call[T]:
-    """The call after a slot of the operation's shared rate limit; a throttle slows every worker down."""
+def rate_limited(call: Call[T], deps: Deps, operation: str, outcome: CallOutcome) -> Call[T]:
+    """The call after a slot of the operation's shared, adaptive rate (throttle.py); a throttle slows every worker."""
 
     async def limited() -> T:
-        if deps.limiter:
-            wait_s = await deps.limiter.reserve(operation)
-            if wait_s:
-                await deps.pause(wait_s)
+        ticket = None
+        if deps.limiter is not None and deps.limiter.paces(operation):
+            ticket = await deps.limiter.acquire(operation, deps.pause)
+            # Counted once its slot has come: a job whose deadline passes while it waits for one made no call.
+            outcome.attempts += 1
         try:
             return await call()
         except Exception as exc:
             failure = classify(exc)
             if failure.code in THROTTLING_CODES:
                 metrics.THROTTLES.labels(operation).inc()
-                if deps.limiter:
-                    await deps.limiter.throttled(operation)
+                if deps.limiter is not None and ticket is not None:
+                    await deps.limiter.throttled(operation, ticket)
             raise failure from None
 
     return limited
@@ -155,4 +167,4 @@ def rekognition_call(deps: Deps, outcome: CallOutcome, operation: str, params: d
         answer.pop("ResponseMetadata", None)
         return answer
 
-    return retrying(rate_limited(timed(call, outcome, operation), deps, operation), deps, outcome, operation)
+    return retrying(rate_limited(timed(call, outcome, operation), deps, operation, outcome), deps, outcome, operation)

@@ -8,8 +8,8 @@ from typing import Any
 
 from worker.cache import ResponseCache
 from worker.errors import ShuttingDown
-from worker.ratelimit import RateLimiter
 from worker.settings import WorkerSettings
+from worker.throttle import AdaptiveRate
 from worker.unpublished import Unpublished
 
 
@@ -21,7 +21,7 @@ class Deps:
     s3: Any
     redis: Any
     settings: WorkerSettings
-    limiter: RateLimiter | None = None
+    limiter: AdaptiveRate | None = None
     cache: ResponseCache | None = None
     worker: str = ""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

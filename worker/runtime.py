@@ -27,10 +27,10 @@ from producer.contract import MAX_JOBS_PER_MESSAGE
 from worker.cache import ResponseCache
 from worker.deps import Deps
 from worker.publish import Publisher
-from worker.ratelimit import RateLimiter
 from worker.request_body import install as splice_image_bytes
 from worker.responses import install as check_response_bodies
 from worker.settings import WorkerSettings
+from worker.throttle import AdaptiveRate
 
 T = TypeVar("T")
 
@@ -110,7 +110,13 @@ class Runtime:
             s3=s3,
             redis=redis,
             settings=s,
-            limiter=RateLimiter(redis, s.rate_limits_tps, s.rate_limit_burst),
+            limiter=AdaptiveRate(
+                redis,
+                s.rate_limits_tps,
+                s.rate_limit_burst,
+                learn=s.adaptive_rate,
+                endpoint=rekognition.meta.endpoint_url,
+            ),
             cache=ResponseCache(redis, s.cache_ttl_s),
             worker=self.worker,
         )

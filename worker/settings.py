@@ -51,6 +51,10 @@ class WorkerSettings(RedisSettings):
     rate_limits_tps: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """Per-operation quota shared by all workers, e.g. {"DetectFaces": 50, "IndexFaces": 5}; unset means no limit.
     Set it to your account's Rekognition quota for the region (Service Quotas console)."""
+    adaptive_rate: bool = True
+    """Learn each operation's quota from throttling, together with every other worker (worker/throttle.py): slow
+    start, then back off on ThrottlingException, so a burst at any concurrency fails no job. A configured
+    rate_limits_tps stays the ceiling. False: operations without a configured limit go at full concurrency."""
     rate_limit_burst: Annotated[int, Field(ge=1, le=1000)] = 1
     """Calls that may go out back to back after an idle spell; 1 spreads calls evenly."""
     cache_ttl_s: Annotated[int, Field(ge=0, le=365 * 86400)] = 86400

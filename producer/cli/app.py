@@ -31,8 +31,9 @@ from producer.cli.common import (
     err,
 )
 from producer.cli.show.hints import explain
-from producer.client import FaceQueue, UnknownBatchError
+from producer.client import FaceQueue, RedisFullError, UnknownBatchError
 from producer.settings import ProducerSettings
+from producer.staging import StageError
 from producer.watch import NoWorkersError
 
 FAMILIES = (faces, results, people, celebrities, video, live)
@@ -57,8 +58,10 @@ def _problem(exc: BaseException, redis_url: str) -> tuple[int, str] | None:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return EXIT_USAGE, f"invalid job: {where}: {first['msg']}"
-    if isinstance(exc, NoWorkersError):
+    if isinstance(exc, NoWorkersError | RedisFullError):
         return EXIT_UNAVAILABLE, str(exc)
+    if isinstance(exc, StageError):
+        return EXIT_USAGE, str(exc)
     if isinstance(exc, TimeoutError):
         return EXIT_UNAVAILABLE, f"{exc}; are workers running? (`celery -A worker.app inspect active_queues`)"
     line = explain(exc, redis_url=redis_url)

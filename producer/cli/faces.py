@@ -3,31 +3,112 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from producer import jobs
 from producer.cli.batch import one, print_one, submit, watch_batch
 from producer.cli.common import EXIT_OK, Subcommands, UsageError, add_common, add_progress, err
-from producer.cli.inputs import expand_images, external_id, prepare_each
+from producer.cli.inputs import expand_images, external_id, prepare_each, prepare_lazily
 from producer.cli.show.annotate import AnnotationSkipped, Annotator, compare_picture, load_upright, save
 from producer.client import FaceQueue
+from producer.contract import new_id
+from producer.staging import S3Stage
+from producer.watch import WorkerCheck
+from producer.window import Window
 
 
 def cmd_analyze(fq: FaceQueue, args: argparse.Namespace) -> int:
     """Submit DetectFaces for every image; with --wait, print results as they complete."""
-    images = list(expand_images(args.inputs))
-    if not images:
-        raise UsageError("no images found in " + " ".join(args.inputs))
-    max_bytes = fq.settings.max_image_bytes
-    images, prepared = prepare_each(
-        images, lambda i: jobs.detect_faces(i, attributes=args.attributes, max_bytes=max_bytes), args
+    stage = S3Stage.from_url(args.stage) if args.stage else None
+    kept: list[str] = []
+    prepared = prepare_lazily(expand_images(args.inputs), _detect(fq, args.attributes), args, kept)
+    # What `facequeue resume` needs to rebuild the same inputs in the same order, should the submission stop.
+    spec = {
+        "command": "analyze",
+        "inputs": [i if i.startswith("s3://") else os.path.abspath(i) for i in args.inputs],
+        "attributes": args.attributes,
+        "stage": args.stage,
+    }
+    args.submitting = new_id()
+    batch = fq.submit_many(
+        prepared, batch_id=args.submitting, stage=stage, on_wait=_WaitNotice(fq), spec=json.dumps(spec)
     )
-    batch = submit(fq, prepared, args)
+    args.submitting = None
+    err.print(f"submitted {len(batch)} job(s) as batch [bold]{batch.batch_id}[/]", highlight=False)
+    _report_stage(stage)
     if not (args.wait or args.annotate):
         err.print(f"follow it with: facequeue status {batch.batch_id} --wait", markup=False, highlight=False)
         return EXIT_OK
-    annotator = Annotator(args.annotate, dict(zip(batch.job_ids, images, strict=True))) if args.annotate else None
+    annotator = Annotator(args.annotate, dict(zip(batch.job_ids, kept, strict=True))) if args.annotate else None
     return watch_batch(fq, batch.batch_id, args, annotator=annotator)
+
+
+def cmd_resume(fq: FaceQueue, args: argparse.Namespace) -> int:
+    """Finish submitting a batch that stopped part-way (Redis full, interrupted); --wait then watches it."""
+    state = fq.batch_state(args.batch_id)
+    if state.progress.sealed:
+        err.print(f"batch {args.batch_id}: every job is queued already", markup=False, highlight=False)
+    else:
+        spec = json.loads(state.spec) if state.spec else {}
+        if spec.get("command") != "analyze":
+            raise UsageError(
+                f"batch {args.batch_id} was not submitted by `facequeue analyze`: resume it from the code that "
+                "submitted it (FaceQueue.resume with the same inputs)"
+            )
+        stage = S3Stage.from_url(spec["stage"]) if spec.get("stage") else None
+        kept: list[str] = []
+        prepared = prepare_lazily(expand_images(spec["inputs"]), _detect(fq, spec["attributes"]), args, kept)
+        args.submitting = args.batch_id
+        batch = fq.resume(args.batch_id, prepared, stage=stage, on_wait=_WaitNotice(fq))
+        args.submitting = None
+        err.print(
+            f"resumed batch {args.batch_id}: {len(batch)} more job(s) submitted, {state.queued} were queued already",
+            markup=False,
+            highlight=False,
+        )
+        _report_stage(stage)
+    if not args.wait:
+        err.print(f"follow it with: facequeue status {args.batch_id} --wait", markup=False, highlight=False)
+        return EXIT_OK
+    return watch_batch(fq, args.batch_id, args)
+
+
+def _detect(fq: FaceQueue, attributes: str) -> Callable[[str], jobs.PreparedJob]:
+    max_bytes = fq.settings.max_image_bytes
+    return lambda image: jobs.detect_faces(image, attributes=attributes, max_bytes=max_bytes)
+
+
+def _report_stage(stage: S3Stage | None) -> None:
+    if stage is not None:
+        err.print(
+            f"staged in {stage.url}: {stage.uploaded} photo(s) uploaded, {stage.already_there} already there",
+            markup=False,
+            highlight=False,
+        )
+
+
+class _WaitNotice:
+    """The submission's wait hook: says once that it waits for workers, and stops when none consumes the queue."""
+
+    def __init__(self, fq: FaceQueue) -> None:
+        self._check = WorkerCheck.for_queue(fq)
+        self._said = False
+
+    def __call__(self, progress: Any, window: Window) -> None:
+        if not self._said:
+            self._said = True
+            err.print(
+                f"facequeue: waiting for workers: {len(window.in_flight)} job(s) with {window.bytes / 2**20:.0f} MiB "
+                f"of images in Redis fill the window (FACEQUEUE_WINDOW_BLOB_BYTES={window.max_bytes}); more go in "
+                "as results come back",
+                markup=False,
+                highlight=False,
+            )
+        self._check(progress)
 
 
 def cmd_compare(fq: FaceQueue, args: argparse.Namespace) -> int:
@@ -75,9 +156,21 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--attributes", default="DEFAULT", help="DEFAULT, ALL, or names like AGE_RANGE,EMOTIONS")
     p.add_argument("--wait", action="store_true", help="wait and print the results")
     p.add_argument("--annotate", metavar="DIR", type=Path, help="draw the faces on each photo into DIR (waits)")
+    p.add_argument(
+        "--stage",
+        metavar="S3URL",
+        help="upload local photos to s3://bucket/prefix (content-addressed, once) and send S3 references",
+    )
     add_common(p)
     add_progress(p)
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("resume", help="finish submitting a batch that stopped part-way (Redis full, interrupted)")
+    p.add_argument("batch_id")
+    p.add_argument("--wait", action="store_true", help="then wait and print the batch's results")
+    add_common(p)
+    add_progress(p)
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("compare", help="CompareFaces: the largest face of SOURCE against TARGET")
     p.add_argument("source")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from producer import jobs
@@ -81,3 +81,24 @@ def external_id(image: str) -> str:
     """A file name made to fit ExternalImageId's pattern."""
     stem = Path(image).name
     return "".join(c if c.isalnum() or c in "_.-:" else "_" for c in stem)[:255] or "image"
+
+
+def prepare_lazily(
+    images: Iterable[str], prepare: Callable[[str], jobs.PreparedJob], args: argparse.Namespace, kept: list[str]
+) -> Iterator[jobs.PreparedJob]:
+    """Prepare a job per image as the submission reads it (one chunk in memory, never the batch), appending each
+    image used to ``kept``; an image that cannot be used is reported and left out, as in prepare_each."""
+    seen = 0
+    for image in images:
+        seen += 1
+        try:
+            prepared = prepare(image)
+        except jobs.ImageInputError as exc:
+            where = "" if image in str(exc) else f"{image}: "
+            err.print(f"facequeue: skipped {where}{exc}", markup=False, highlight=False)
+            args.skipped += 1
+            continue
+        kept.append(image)
+        yield prepared
+    if not kept:
+        raise UsageError(f"none of the {seen} image(s) can be used (see above)" if seen else "no images found")

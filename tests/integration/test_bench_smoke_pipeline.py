@@ -47,7 +47,15 @@ def test_quota_use() -> None:
     lines = _bench("quota_use.py", "--quota", "20", "--jobs", "40", "--workers", "2", "--delay-ms", "10")
     assert any(line.startswith("facequeue shared limiter") for line in lines)
     assert any(line.startswith("Celery rate_limit") for line in lines)
+    assert any(line.startswith("not told, adaptive") for line in lines)
+    assert any(line.startswith("not told, full speed") for line in lines)
     assert lines[-1].startswith("quota use: facequeue ")
+
+
+def test_batch_memory() -> None:
+    lines = _bench("batch_memory.py", "--photos", "40", "--window-mib", "4", "--concurrency", "8")
+    assert any(line.startswith("client, unbounded (as main)") for line in lines)
+    assert lines[-1].startswith("CLI, window 4 MiB: peak ")
 
 
 def test_enqueue() -> None:

@@ -16,7 +16,7 @@ from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.standin import StandIn, StartStandIn
 from tests.fixtures.workers import WorkerProcess, worker_environment
-from worker.ratelimit import RateLimiter, Slot
+from worker.throttle import AdaptiveRate, Ticket
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -130,26 +130,85 @@ def fq_local(redis_url: str, worker_queue: str, worker: WorkerProcess) -> Iterat
 
 
 def test_the_limiter_paces_every_process_together_and_backs_off_on_throttles(redis_url: str) -> None:
-    async def scenario() -> tuple[list[Slot], float]:
+    async def scenario() -> tuple[list[Ticket], float, int]:
         op = f"Op{uuid.uuid4().hex[:6]}"
-        # Given three "processes" (clients) sharing one limit of 50 calls/s
+        # Given three "processes" (clients) sharing one configured limit of 50 calls/s
         clients = [aredis.Redis.from_url(redis_url) for _ in range(3)]
-        limiters = [RateLimiter(c, {op: 50}) for c in clients]
-        # When each reserves 20 slots at once
-        slots = await asyncio.gather(*(lim.reserve_slot(op) for lim in limiters for _ in range(20)))
+        limiters = [AdaptiveRate(c, {op: 50}) for c in clients]
+        # When each reserves 8 slots at once (24 slots: 0.46 s, within the 0.5 s no slot is handed out beyond)
+        slots = await asyncio.gather(*(lim.reserve(op) for lim in limiters for _ in range(8)))
         # And then a throttle is reported and two more slots are reserved
-        await limiters[0].throttled(op)
-        first, second = await limiters[1].reserve_slot(op), await limiters[2].reserve_slot(op)
+        await limiters[0].throttled(op, slots[-1])
+        first, second = await limiters[1].reserve(op), await limiters[2].reserve(op)
+        # And a throttle of a call sent before that cut comes in late
+        await limiters[2].throttled(op, slots[0])
+        epoch = await limiters[0].epoch(op)
         for c in clients:
             await c.aclose()
-        return sorted(slots, key=lambda s: s.at_s), second.at_s - first.at_s
+        return sorted(slots, key=lambda s: s.at_s), second.at_s - first.at_s, epoch
 
-    slots, gap_after_throttle = asyncio.run(scenario())
-    # Then the first goes at once, and the 60 slots fall 20 ms apart across all three (checked on Redis's clock:
+    slots, gap_after_throttle, epoch = asyncio.run(scenario())
+    # Then the first goes at once, and the 24 slots fall 20 ms apart across all three (checked on Redis's clock:
     # each reply's wait also depends on when its request arrived, which the test process does not control)
-    assert slots[0].wait_s == 0
+    assert all(s.granted for s in slots) and slots[0].wait_s == 0
     assert all(0.0195 <= b.at_s - a.at_s <= 0.0205 for a, b in itertools.pairwise(slots))
     # And no caller waits past its slot, while the last ones do wait (rounding: 0.5 ms)
     assert all(0 <= s.wait_s <= s.at_s - slots[0].at_s + 0.0005 for s in slots) and slots[-1].wait_s > 0
-    # And after a throttle the spacing grows for everyone (rate × 0.7: about 28.6 ms instead of 20)
-    assert 0.026 <= gap_after_throttle <= 0.03
+    # And after a throttle the spacing grows for everyone (rate × 0.9: about 22.2 ms instead of 20)
+    assert 0.0215 <= gap_after_throttle <= 0.023
+    # And the late throttle of a call from before the cut did not cut again (one cut per epoch)
+    assert epoch == 1
+
+
+def test_the_learnt_rate_slow_starts_stays_within_its_horizon_and_halves_on_the_first_throttle(
+    redis_url: str,
+) -> None:
+    async def scenario() -> tuple[list[Ticket], dict[bytes, bytes], dict[bytes, bytes]]:
+        op = f"Op{uuid.uuid4().hex[:6]}"
+        client = aredis.Redis.from_url(redis_url)
+        # Given an operation nobody configured a quota for
+        rate = AdaptiveRate(client)
+        # When 30 calls ask for a slot at once
+        tickets = [await rate.reserve(op) for _ in range(30)]
+        before = await client.hgetall(f"facequeue:rate:{op}")
+        # And one of them is throttled
+        await rate.throttled(op, tickets[0])
+        after = await client.hgetall(f"facequeue:rate:{op}")
+        await client.aclose()
+        return tickets, before, after
+
+    tickets, before, after = asyncio.run(scenario())
+    granted = [t for t in tickets if t.granted]
+    # Then it starts at 10 calls/s and grows with every slot granted while callers queue (slow start)
+    assert granted[0].rate_tps == 10 and granted[-1].rate_tps > granted[1].rate_tps > 10
+    # And no slot is handed out more than 0.5 s ahead: the callers beyond are told to come back
+    assert 0 < len(granted) < 30 and all(t.wait_s <= 0.5 for t in granted)
+    assert all(not t.granted for t in tickets[len(granted) :])
+    # And the first throttle halves the rate, ends slow start and starts a new epoch
+    assert float(after[b"rate"]) == pytest.approx(float(before[b"rate"]) / 2)
+    assert after[b"mode"] == b"recover" and after[b"epoch"] == b"1"
+
+
+def test_callers_turned_away_get_their_slots_in_the_order_they_asked(redis_url: str) -> None:
+    async def scenario() -> tuple[list[Ticket], Ticket, Ticket]:
+        op = f"Op{uuid.uuid4().hex[:6]}"
+        client = aredis.Redis.from_url(redis_url)
+        # Given a configured quota of 20 calls/s: about 10 slots within the 0.5 s no slot is handed out beyond
+        rate = AdaptiveRate(client, {op: 20})
+        # When 30 callers ask in turn: the first ones get those slots, the others are told to come back
+        tickets = [await rate.reserve(op, caller=f"c{i}") for i in range(30)]
+        first_turned_away = next(i for i, t in enumerate(tickets) if not t.granted)
+        # And, when the first caller turned away is told to come back, the last one asks before it does
+        await asyncio.sleep(tickets[first_turned_away].wait_s)
+        last = await rate.reserve(op, caller="c29")
+        earliest = await rate.reserve(op, caller=f"c{first_turned_away}")
+        await client.aclose()
+        return tickets[first_turned_away:], last, earliest
+
+    turned_away, last, earliest = asyncio.run(scenario())
+    # Then the callers turned away are told to come back in the order they asked, one slot's time apart
+    assert all(not t.granted for t in turned_away) and len(turned_away) >= 15
+    assert all(b.wait_s > a.wait_s for a, b in itertools.pairwise(turned_away))
+    # And the last caller does not overtake the first: a caller's wait is bounded by the callers ahead of it, so a
+    # job behind a quota cannot starve past its deadline while later ones go
+    assert not last.granted and earliest.granted

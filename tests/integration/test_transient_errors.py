@@ -60,13 +60,27 @@ def test_throttling_and_5xx_bursts_are_retried_until_they_pass(
 def test_retries_are_capped_and_the_failure_says_it_was_transient(
     pipeline: Callable[..., tuple[FaceQueue, object]],
 ) -> None:
-    fq, standin = pipeline("--throttle-share", "1.0")
+    # Without the adaptive rate (FACEQUEUE_ADAPTIVE_RATE=false), a throttle is a transient error like any other
+    fq, standin = pipeline("--throttle-share", "1.0", adaptive_rate="false")
     envelope = fq.result(fq.submit(jobs.detect_faces(PHOTO)), timeout_s=60)
     assert envelope.status is JobStatus.FAILED and envelope.error is not None
     assert envelope.error.code == "ThrottlingException"
     assert envelope.error.retryable is True
     assert envelope.attempts == 4
     assert standin.stats()["calls"] == 4  # type: ignore[attr-defined]
+
+
+def test_throttles_use_no_attempt_and_slow_down_until_the_jobs_deadline(
+    pipeline: Callable[..., tuple[FaceQueue, object]],
+) -> None:
+    # Given an endpoint that throttles every call, and jobs with a 4 s deadline
+    fq, standin = pipeline("--throttle-share", "1.0", job_timeout_s="4")
+    envelope = fq.result(fq.submit(jobs.detect_faces(PHOTO)), timeout_s=60)
+    calls = standin.stats()["calls"]  # type: ignore[attr-defined]
+    # Then the job kept trying past its 4 attempts, slower and slower, and its deadline ended it
+    assert envelope.error is not None and envelope.error.code == "JobTimeout" and envelope.error.retryable
+    # (the deadline may cut the last call on its way, before the endpoint counted it)
+    assert 4 < calls < 40 and calls <= envelope.attempts <= calls + 1
 
 
 def test_a_stalled_call_times_out_and_is_retried(pipeline: Callable[..., tuple[FaceQueue, object]]) -> None:

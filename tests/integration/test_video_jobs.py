@@ -20,6 +20,7 @@ from tests.fixtures.aws import LocalRekognitionProcess, rekognition_client, s3_c
 from tests.fixtures.redis import wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.video_jobs import video_clip_in_s3
+from worker.throttle import endpoint_scope
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -145,6 +146,8 @@ def test_start_and_get_calls_each_take_slots_of_their_own_rate_limit(
         envelope = fq.result(fq.submit(face_detection(f"s3://{s3_bucket}/clips/rate.mp4")), timeout_s=120)
         # Then the start and the polls each reserved slots in their own operation's schedule
         assert envelope.status is JobStatus.SUCCEEDED, envelope.error
-        assert fq.redis.hget(rate_key("StartFaceDetection"), "tat") is not None
-        assert fq.redis.hget(rate_key("GetFaceDetection"), "tat") is not None
-        assert fq.redis.exists(rate_key("StartFaceSearch")) == 0
+        # (each schedule belongs to the endpoint it paces: the worker's local_rekognition)
+        endpoint = endpoint_scope(local_rekognition_url)
+        assert fq.redis.hget(rate_key("StartFaceDetection", endpoint), "tat") is not None
+        assert fq.redis.hget(rate_key("GetFaceDetection", endpoint), "tat") is not None
+        assert fq.redis.exists(rate_key("StartFaceSearch", endpoint)) == 0
