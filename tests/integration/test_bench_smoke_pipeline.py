@@ -73,3 +73,10 @@ def test_local_rekognition_load() -> None:
     lines = _bench("local_rekognition_load.py", "--rounds", "2", "--per-round", "4", "--threads", "2")
     assert any(line.startswith("baseline, one request at a time") for line in lines)
     assert lines[-1].startswith("load: ") and "cores used" in lines[-1]
+
+
+def test_failover() -> None:
+    lines = _bench("failover.py", "--rounds", "1", "--jobs", "40", "--delay-ms", "20")
+    assert any(line.startswith("without WAIT") for line in lines)
+    assert any(line.startswith("durable writes") for line in lines)
+    assert lines[-1].startswith("failover: without WAIT ")

@@ -85,3 +85,36 @@ def test_durable_writes_are_refused_with_a_clear_error_when_no_replica_answers(
         assert "0 of 1 replicas" in str(raised.value)
     finally:
         fq.close()
+
+
+def test_a_worker_started_before_any_sentinel_answers_waits_says_why_and_runs_jobs_once_they_do(
+    sentinel_group: SentinelGroup,
+    start_standin: StartStandIn,
+    moto_s3_url: str,
+    tmp_path: Path,
+) -> None:
+    # Given a Sentinel deployment whose sentinels are all down (the master and replica still run)
+    group = sentinel_group
+    for sentinel in group.sentinels:
+        sentinel.stop()
+    url = f"redis://127.0.0.1:{group.master.port}/0"
+    queue = f"ha-{uuid.uuid4().hex[:8]}"
+    settings = _sentinel_settings(group, durable=False)
+    env = worker_environment(url, start_standin().url, moto_s3_url, queue, **{**CHAOS, **settings})
+    # When a worker starts, it keeps trying, each attempt logged with its reason, and does not exit
+    worker = WorkerProcess(env, tmp_path / "early.log", concurrency=4).launch()
+    try:
+        wait_until(lambda: "reason=no_master attempt=2" in worker.output() or not worker.alive, 60, "a second attempt")
+        assert worker.alive, worker.output()[-3000:]
+        assert "waiting for Redis: reason=no_master attempt=1" in worker.output()
+        # ... and once the sentinels are back, it connects and a job completes
+        for sentinel in group.sentinels:
+            sentinel.start()
+        group.wait_for_sentinels()
+        worker.wait_ready()
+        with FaceQueue(ProducerSettings(redis_url=url, queue=queue, **settings)) as fq:  # type: ignore[arg-type]
+            result = fq.result(fq.submit(jobs.detect_faces(PHOTO)), timeout_s=60)
+        assert result.status.value == "succeeded"
+        assert "Redis reached after" in worker.output()
+    finally:
+        worker.stop()

@@ -59,6 +59,8 @@ METHODS: list[tuple[Any, str, list[str] | None]] = [
     (Consumer, "on_invalid_task", ["self", "body", "message", "exc"]),
     (Consumer, "on_unknown_message", ["self", "body", "message"]),
     (Consumer, "on_unknown_task", ["self", "body", "message", "exc"]),
+    # ... and it connects first with its own retry (without end, each failure's reason logged), then Celery's.
+    (Consumer, "ensure_connected", ["self", "conn"]),
 ]
 
 # Instance attributes set in __init__ (not visible on the class).
