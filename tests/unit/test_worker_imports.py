@@ -16,6 +16,7 @@ BROKER = "worker.broker"
 BROKER_INSIDERS = {
     "tests.unit.test_kombu_internals",
     "tests.unit.test_prefetch",
+    "tests.unit.test_redis_wait_reasons",
     "tests.integration.test_fetch",
 }
 FOLDERS = ("worker", "producer", "local_rekognition", "devtools", "tests", "bench", "scripts")
