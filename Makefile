@@ -57,7 +57,8 @@ check: install lint
 # The broker layer's tests (worker/broker/) on the lowest kombu and Celery that pyproject.toml admits, in a venv of
 # their own; the main venv holds the highest (docs/dependencies.md).
 LOWEST := .venv-lowest
-BROKER_TESTS := tests/unit/test_kombu_internals.py tests/unit/test_prefetch.py tests/integration/test_fetch.py \
+BROKER_TESTS := tests/unit/test_kombu_internals.py tests/unit/test_prefetch.py tests/unit/test_redis_wait_reasons.py \
+	tests/integration/test_fetch.py \
 	tests/integration/test_reliability.py tests/integration/test_hostile_queue_entries.py
 test-lowest: install
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
