@@ -82,18 +82,19 @@ def hog(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     low = np.floor(position)
     share = position - low
     rows, cols = values.shape[0] // _CELL_PX, values.shape[1] // _CELL_PX
-    cells = np.zeros((rows, cols, _BINS), dtype=np.float32)
-    cell_y = (np.arange(rows * _CELL_PX) // _CELL_PX)[:, None]
-    cell_x = (np.arange(cols * _CELL_PX) // _CELL_PX)[None, :]
     region = (slice(0, rows * _CELL_PX), slice(0, cols * _CELL_PX))
+    # Each pixel's flat (cell, bin) index; np.bincount sums the votes (np.add.at did the same, several times slower).
+    cell = (np.arange(rows * _CELL_PX) // _CELL_PX)[:, None] * cols + (np.arange(cols * _CELL_PX) // _CELL_PX)[None, :]
+    votes = np.zeros(rows * cols * _BINS, dtype=np.float64)
     for offset, weight in ((0, 1.0 - share), (1, share)):
         bins = (low[region].astype(np.int64) + offset) % _BINS
-        np.add.at(
-            cells,
-            (np.broadcast_to(cell_y, bins.shape), np.broadcast_to(cell_x, bins.shape), bins),
-            (magnitude * weight)[region],
+        votes += np.bincount(
+            (cell * _BINS + bins).ravel(), weights=(magnitude * weight)[region].ravel(), minlength=votes.size
         )
-    blocks = np.stack([cells[y : y + 2, x : x + 2].reshape(-1) for y in range(rows - 1) for x in range(cols - 1)])
+    cells = votes.astype(np.float32).reshape(rows, cols, _BINS)
+    # 2×2-cell blocks at a one-cell stride, each the four cells' histograms in row order.
+    quads = (cells[:-1, :-1], cells[:-1, 1:], cells[1:, :-1], cells[1:, 1:])
+    blocks = np.concatenate(quads, axis=2).reshape(-1, 4 * _BINS)
     blocks /= np.sqrt((blocks**2).sum(axis=1, keepdims=True) + 1e-6)
     return blocks.reshape(-1).astype(np.float32)
 
