@@ -8,7 +8,8 @@ portrait and a 45-px thumbnail are measured at the same scale. There:
   does not have;
 - sunglasses: the eyes' luminance and contrast against the cheeks (a dark lens hides the iris and the white);
 - beard and mustache: HOG over the mouth and chin, and the colour and texture of the upper lip, chin and jaw
-  against the cheeks' skin.
+  against the cheeks' skin; for mustache also a HOG of the band between the nose and the upper lip alone (the
+  lower-face HOG is mostly a beard's, and a goatee or chin beard leaves that band bare).
 
 A logistic regression per field turns them into a probability (face_details_model.json, written by
 scripts/train_face_details.py, which also records each model's accuracy on the development set).
@@ -52,6 +53,8 @@ FACE_OUTLINE = (
 # The windows the HOG descriptors read, (x, y, width, height) in the canvas.
 _EYE_BAND = (4, 18, 56, 24)
 _LOWER_FACE = (12, 46, 40, 40)
+# Nose base to upper lip (mouth corners at y = 60), the mouth's width: where a moustache grows.
+_LIP_BAND = (16, 46, 32, 16)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Features:
     """For Sunglasses: eye-region luminance and contrast against the cheeks."""
     hair: npt.NDArray[np.float32]
     """For Beard and Mustache: lower-face HOG, then colour and texture of lip, chin and jaw against the cheeks."""
+    lip: npt.NDArray[np.float32]
+    """For Mustache: HOG of the band from the nose's base to the upper lip."""
 
 
 _CELL_PX = 8
@@ -200,7 +205,7 @@ def _eye_features(c: _Canvas) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.f
     return block.astype(np.float32), np.asarray(lens_stats, dtype=np.float32)
 
 
-def _hair_features(c: _Canvas) -> npt.NDArray[np.float32]:
+def _hair_features(c: _Canvas) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     # Below the face the canvas shows a collar, a neck or the background, whose edges read as a beard: the
     # lower-face HOG sees only the inside of the mesh's face outline, the rest painted the cheeks' gray.
     inside = np.zeros(c.gray.shape, dtype=np.uint8)
@@ -209,6 +214,8 @@ def _hair_features(c: _Canvas) -> npt.NDArray[np.float32]:
     face_only = np.where(inside > 0, c.gray, np.uint8(np.clip(cheek_gray, 0, 255))).astype(np.uint8)
     x, y, w, h = _LOWER_FACE
     lower_hog = hog(face_only[y : y + h, x : x + w])
+    x, y, w, h = _LIP_BAND
+    lip_hog = hog(face_only[y : y + h, x : x + w])
 
     upper_lip_y = float(c.mapped[_UPPER_LIP, 1])
     subnasale_y = float(c.mapped[_SUBNASALE, 1])
@@ -225,13 +232,14 @@ def _hair_features(c: _Canvas) -> npt.NDArray[np.float32]:
         *np.asarray([_stats(lab_face, laplace_face, box, c.skin) for box in jaws]).mean(axis=0),
         c.skin_texture,
     ]
-    return np.concatenate([lower_hog, hair_stats]).astype(np.float32)
+    return np.concatenate([lower_hog, hair_stats]).astype(np.float32), lip_hog
 
 
 def features(image: RGBImage, points: npt.NDArray[np.float64]) -> Features:
     """Measure one face (points: its 478-point mesh in the photo's pixels)."""
     eyes, lenses = _eye_features(_canvas(image, points, thumbnail=False))
-    return Features(eyes=eyes, lenses=lenses, hair=_hair_features(_canvas(image, points, thumbnail=True)))
+    hair, lip = _hair_features(_canvas(image, points, thumbnail=True))
+    return Features(eyes=eyes, lenses=lenses, hair=hair, lip=lip)
 
 
 @dataclass(frozen=True)
@@ -287,7 +295,7 @@ def describe(image: RGBImage, points: npt.NDArray[np.float64]) -> dict[str, dict
     """Eyeglasses, Sunglasses, Beard and Mustache as FaceDetail members; Confidence is the model's probability
     of the reported Value, so a face near the boundary reads near 50."""
     measured = features(image, points)
-    blocks = {"eyes": measured.eyes, "lenses": measured.lenses, "hair": measured.hair}
+    blocks = {"eyes": measured.eyes, "lenses": measured.lenses, "hair": measured.hair, "lip": measured.lip}
     result = {}
     for name, probability in probabilities(blocks).items():
         value = probability > 0.5
