@@ -38,8 +38,11 @@ def _model() -> TFLiteModel:
     return TFLiteModel(wheel_weights.path("emotion_model_quantized.tflite"))
 
 
-def face_chip(image: RGBImage, points: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
-    """The 64×64 gray face the network expects: a square around the mesh, levelled by the eye line."""
+def face_chip(image: RGBImage | npt.NDArray[np.uint8], points: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+    """The 64×64 gray face the network expects: a square around the mesh, levelled by the eye line.
+
+    ``image`` is the RGB photo or, already converted, its gray version (the engine converts a photo once).
+    """
     dx, dy = points[263, :2] - points[33, :2]
     roll = math.degrees(math.atan2(float(dy), float(dx)))
     low, high = points[:468, :2].min(axis=0), points[:468, :2].max(axis=0)
@@ -47,7 +50,7 @@ def face_chip(image: RGBImage, points: npt.NDArray[np.float64]) -> npt.NDArray[n
     side = _MARGIN * float(max(high - low)) or 1.0
     matrix = np.asarray(cv2.getRotationMatrix2D(centre, roll, _INPUT_PX / side), dtype=np.float64)
     matrix[:, 2] += _INPUT_PX / 2 - np.asarray(centre, dtype=np.float64)
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     chip = cv2.warpAffine(gray, matrix, (_INPUT_PX, _INPUT_PX), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     return np.asarray(chip, dtype=np.uint8)
 
@@ -68,10 +71,12 @@ def adjusted(probabilities: npt.NDArray[np.float64], smile: float) -> npt.NDArra
     return np.asarray(exponentials / exponentials.sum(), dtype=np.float64)
 
 
-def emotions(image: RGBImage, points: npt.NDArray[np.float64], smile: float) -> list[dict[str, Any]]:
+def emotions(
+    image: RGBImage | npt.NDArray[np.uint8], points: npt.NDArray[np.float64], smile: float
+) -> list[dict[str, Any]]:
     """All eight Rekognition emotion types with Confidence 0–100, highest first, as Rekognition sorts them.
 
-    ``smile`` is the blendshape model's smile score (0–1) for the same face.
+    ``image`` is the RGB photo or its gray version; ``smile`` the blendshape model's smile score (0–1) for the face.
     """
     raw = emotion_probabilities(face_chip(image, points)).astype(np.float64)
     probabilities = adjusted(raw / (raw.sum() or 1.0), smile)

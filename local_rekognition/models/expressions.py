@@ -146,14 +146,17 @@ SUPPORTED = frozenset({"EMOTIONS", "EYE_DIRECTION", "EYES_OPEN", "MOUTH_OPEN", "
 """Rekognition attribute names this module fills from the mesh."""
 
 
-def describe(image: RGBImage, mesh: FaceMesh, requested: frozenset[str]) -> dict[str, Any]:
-    """The FaceDetail members for the requested attributes that the mesh, blendshapes and emotion net give."""
+def describe(
+    image: RGBImage, mesh: FaceMesh, requested: frozenset[str], gray: npt.NDArray[np.uint8] | None = None
+) -> dict[str, Any]:
+    """The FaceDetail members for the requested attributes that the mesh, blendshapes and emotion net give
+    (``gray``: the photo already converted to gray, when the caller has it)."""
     requested = SUPPORTED if "ALL" in requested else requested & SUPPORTED
     result: dict[str, Any] = {}
     if requested & {"EMOTIONS", "SMILE", "EYES_OPEN", "MOUTH_OPEN"}:
         scores = blendshape_scores(mesh.points)
         if "EMOTIONS" in requested:
-            result["Emotions"] = emotions(image, mesh.points, smile_score(scores))
+            result["Emotions"] = emotions(image if gray is None else gray, mesh.points, smile_score(scores))
         if "SMILE" in requested:
             result["Smile"] = smile(scores)
         if "EYES_OPEN" in requested:

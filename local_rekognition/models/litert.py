@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,23 +12,32 @@ from ai_edge_litert.interpreter import Interpreter
 from local_rekognition.models.threads import PerThread
 
 
+@dataclass(frozen=True)
+class _Bound:
+    """One thread's interpreter and its tensor indices, read once (get_*_details builds dicts on every call)."""
+
+    interpreter: Interpreter
+    input_index: int
+    output_indices: tuple[int, ...]
+
+
 class TFLiteModel:
     """A single-input TFLite graph, safe to call from several threads (an interpreter keeps its tensors)."""
 
     def __init__(self, path: Path) -> None:
         self._path = str(path)
-        self._interpreters: PerThread[Interpreter] = PerThread(self._new)
+        self._interpreters: PerThread[_Bound] = PerThread(self._new)
 
-    def _new(self) -> Interpreter:
+    def _new(self) -> _Bound:
         # One thread per call: the server's pool already runs one request per core.
         interpreter = Interpreter(model_path=self._path, num_threads=1)
         interpreter.allocate_tensors()
-        return interpreter
+        outputs = tuple(int(out["index"]) for out in interpreter.get_output_details())
+        return _Bound(interpreter, int(interpreter.get_input_details()[0]["index"]), outputs)
 
     def run(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
         """Feed ``tensor`` to the graph's input and return copies of its outputs, in the graph's order."""
-        interpreter = self._interpreters.get()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
-        interpreter.invoke()
-        outputs = interpreter.get_output_details()
-        return [np.array(interpreter.get_tensor(out["index"]), dtype=np.float32) for out in outputs]
+        bound = self._interpreters.get()
+        bound.interpreter.set_tensor(bound.input_index, tensor)
+        bound.interpreter.invoke()
+        return [np.array(bound.interpreter.get_tensor(index), dtype=np.float32) for index in bound.output_indices]

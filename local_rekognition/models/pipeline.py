@@ -82,7 +82,7 @@ class OfflineFaceEngine:
         if attributes & face_attributes.SUPPORTED or "ALL" in attributes:
             described.update(face_attributes.describe(image, five_point_shape(image, face), attributes))
         if attributes:
-            described.update(expressions.describe(image, mesh, attributes))
+            described.update(expressions.describe(image, mesh, attributes, gray))
         wanted = {member for name, member in APPEARANCE.items() if name in attributes or "ALL" in attributes}
         if wanted:
             described.update({k: v for k, v in appearance.describe(image, mesh.points).items() if k in wanted})

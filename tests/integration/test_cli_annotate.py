@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from producer.cli.show.annotate import FACE, MATCH, SOURCE, pixel_box
+from producer.cli.show.annotate import FACE, MATCH, SOURCE, annotate, describe_face, load_upright, pixel_box
+from producer.contract import ResultEnvelope
 from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.workers import WorkerProcess
@@ -70,6 +71,36 @@ def test_analyze_draws_each_face_on_the_upright_photo(env: dict[str, str], tmp_p
     # The sideways copy's box is the same face, so (nearly) the same place
     boxes = [envelopes[n]["response"]["FaceDetails"][0]["BoundingBox"] for n in ("grace.jpg", "sideways.jpg")]
     assert abs(boxes[0]["Left"] - boxes[1]["Left"]) < 0.05 and abs(boxes[0]["Top"] - boxes[1]["Top"]) < 0.05
+
+
+def test_an_all_analysis_draws_glasses_facial_hair_and_occlusion_beside_the_other_fields(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given Grace Hopper's portrait (she wears glasses), stored under a .png name so the picture is kept lossless
+    photo = tmp_path / "grace.png"
+    photo.write_bytes(grace_hopper().read_bytes())
+    out = tmp_path / "annotated"
+    # When it is analysed with every attribute and --annotate, as make demo does
+    done = run_cli("analyze", str(photo), "--attributes", "ALL", "--annotate", str(out), "--format", "jsonl", env=env)
+    assert done.returncode == 0, done.stderr
+    [line] = json_lines(done.stdout)
+    envelope = ResultEnvelope.model_validate(line)
+    [detail] = (envelope.response or {})["FaceDetails"]
+    # Then the real result's label lists her glasses next to today's fields (age, gender)...
+    assert detail["Eyeglasses"]["Value"] is True
+    label = describe_face(detail)
+    assert "glasses" in label.split(" · ")
+    assert "age " in label and str(detail["Gender"]["Value"]).lower() in label
+    # ...and that label is what the picture shows: the stored picture is this result drawn, pixel for pixel, and
+    # differs from the same result drawn without the five new members
+    with Image.open(out / "grace.png") as stored:
+        picture = stored.convert("RGB")
+    upright = load_upright(photo)
+    assert picture.tobytes() == annotate(upright, envelope).tobytes()
+    newer = {"Eyeglasses", "Sunglasses", "Beard", "Mustache", "FaceOccluded"}
+    older = {key: value for key, value in detail.items() if key not in newer}
+    before = envelope.model_copy(update={"response": {**(envelope.response or {}), "FaceDetails": [older]}})
+    assert picture.tobytes() != annotate(upright, before).tobytes()
 
 
 def test_search_draws_the_match_and_compare_draws_both_photos(env: dict[str, str], tmp_path: Path) -> None:

@@ -106,9 +106,39 @@ def test_a_photo_without_faces_gets_a_banner_and_a_failure_names_its_code() -> N
             {"Smile": {"Value": False, "Confidence": 95.0}, "EyesOpen": {"Value": True, "Confidence": 90.0}},
             "",
         ),
+        (
+            {
+                "Emotions": [{"Type": "CALM", "Confidence": 90.0}],
+                "Eyeglasses": {"Value": True, "Confidence": 97.0},
+                "Sunglasses": {"Value": False, "Confidence": 99.0},
+                "Beard": {"Value": True, "Confidence": 80.0},
+                "Mustache": {"Value": True, "Confidence": 70.0},
+                "FaceOccluded": {"Value": True, "Confidence": 60.0},
+                "AgeRange": {"Low": 40, "High": 52},
+                "Gender": {"Value": "Male", "Confidence": 99.0},
+            },
+            "calm · glasses · beard · mustache · occluded · age 40-52 · male",
+        ),
+        (
+            # Sunglasses are glasses too (Eyeglasses true as well): the label names the darker of the two once.
+            {"Eyeglasses": {"Value": True, "Confidence": 99.0}, "Sunglasses": {"Value": True, "Confidence": 98.0}},
+            "sunglasses",
+        ),
+        (
+            {
+                "Eyeglasses": {"Value": False, "Confidence": 99.0},
+                "Sunglasses": {"Value": False, "Confidence": 99.0},
+                "Beard": {"Value": False, "Confidence": 99.0},
+                "Mustache": {"Value": False, "Confidence": 99.0},
+                "FaceOccluded": {"Value": False, "Confidence": 95.0},
+            },
+            "",
+        ),
     ],
 )
-def test_labels_say_emotion_age_and_gender_or_else_the_confidence(detail: dict[str, Any], label: str) -> None:
+def test_labels_say_emotion_states_eyewear_facial_hair_occlusion_age_gender_or_the_confidence(
+    detail: dict[str, Any], label: str
+) -> None:
     assert describe_face(detail) == label
 
 

@@ -215,13 +215,30 @@ def _states(detail: dict[str, Any]) -> list[str]:
     return states
 
 
+def _is(detail: dict[str, Any], member: str) -> bool:
+    return (detail.get(member) or {}).get("Value") is True
+
+
+def _appearance(detail: dict[str, Any]) -> list[str]:
+    """What the face wears or hides behind, said only when it is there: glasses, facial hair, occlusion."""
+    # Rekognition's Eyeglasses is true for sunglasses too; the label names the darker of the two, once.
+    eyewear = "sunglasses" if _is(detail, "Sunglasses") else "glasses" if _is(detail, "Eyeglasses") else None
+    worn = [eyewear] if eyewear else []
+    worn += [word for word, member in (("beard", "Beard"), ("mustache", "Mustache")) if _is(detail, member)]
+    if _is(detail, "FaceOccluded"):
+        worn.append("occluded")
+    return worn
+
+
 def describe_face(detail: dict[str, Any]) -> str:
-    """A short label: top emotion, smile / eyes / mouth, age range, gender, when present; else the confidence."""
+    """A short label: top emotion, smile / eyes / mouth, glasses / facial hair / occlusion, age range, gender,
+    when present; else the confidence."""
     parts = []
     emotion = top_emotion(detail)
     if emotion is not None:
         parts.append(emotion[0].lower())
     parts.extend(_states(detail))
+    parts.extend(_appearance(detail))
     age = detail.get("AgeRange")
     if age:
         parts.append(f"age {age.get('Low')}-{age.get('High')}")
