@@ -12,7 +12,8 @@ Faults, set with ``POST /_faults`` (JSON) and read back with ``GET /_stats``:
     {"mode": "corrupt", "share": 0.2}   forward, then answer 200 with the body cut in half (not JSON)
 
 ``operations`` (a list of X-Amz-Target operation names) limits a fault to those calls. ``/_stats`` counts calls by
-operation and what was done to them, so a test can tell paid calls (forwarded) from refused ones.
+operation and what was done to them (``paid:<operation>`` counts the calls the endpoint answered with success,
+``answered_4xx``/``answered_5xx`` those it refused), so a test can tell paid calls from the others.
 
     python bench/fault_proxy.py --upstream http://127.0.0.1:8085 --port 0 --seed 7
 """
@@ -55,7 +56,8 @@ class FaultProxy:
         assert self.session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         async with self.session.post(self.upstream + request.path_qs, data=body, headers=headers) as answer:
-            self.counts[f"forwarded:{operation}"] += 1
+            # An answered call is paid only when it succeeded: AWS bills no throttled or refused call.
+            self.counts[f"{'paid' if answer.status < 300 else f'answered_{answer.status // 100}xx'}:{operation}"] += 1
             kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
             return answer.status, kept, await answer.read()
 

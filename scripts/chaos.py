@@ -13,7 +13,7 @@ Rekognition's answers or going down, local_rekognition SIGKILLed and restarted o
 entries. What must hold afterwards, each printed with its count:
 
 - every job has exactly one result (a failure is also a dead letter): 0 lost, 0 duplicated in the results stream;
-- paid calls (those the proxy forwarded) ≤ 1.05 × the jobs that called + the reruns the faults explain;
+- paid calls (those the endpoint answered with success, counted by the proxy) ≤ 1.05 × the jobs that called + the reruns the faults explain;
 - each collection holds exactly the faces its IndexFaces jobs reported, each user exactly the faces associated;
 - no worker exited unless told to; no message left in a queue or in ``unacked``; every key left has a TTL or is
   one of the few that live for good.
@@ -279,7 +279,7 @@ def report(
     kinds = Counter(flood.kinds.get(j, "setup") for j in everything)
     proxy = stack.proxy.stats()
     paid = sum(
-        v for k, v in proxy.items() if k.startswith("forwarded:") and not k.split(":")[1].startswith(("Start", "Get"))
+        v for k, v in proxy.items() if k.startswith("paid:") and not k.split(":")[1].startswith(("Start", "Get"))
     )
     called = sum(1 for j in everything if (e := envelopes.get(j)) and e.attempts > 0 and flood.kinds.get(j) != "video")
     lost_answers = sum(v for k, v in proxy.items() if k.startswith(("cut:", "corrupt:", "stall:")))
@@ -366,7 +366,7 @@ def _leftovers(client: redis.Redis, queue: str) -> list[str]:
     left = [k.decode() for k in client.keys(f"{queue}*") if client.type(k) == b"list" and client.llen(k)]
     if client.hlen("unacked"):
         left.append(f"unacked: {client.hlen('unacked')}")
-    forever = ("facequeue:results", "facequeue:dead", "facequeue:refused", "_kombu.binding.", "unacked")
+    forever = ("facequeue:results", "facequeue:dead", "facequeue:refused", "_kombu.binding", "unacked")
     for key in client.scan_iter(count=1000):
         name = key.decode(errors="replace")
         if client.ttl(key) == -1 and not name.startswith(forever):

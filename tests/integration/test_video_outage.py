@@ -114,7 +114,7 @@ def test_a_video_job_outlives_a_spell_of_server_errors(
     envelope = fq.result(handle, timeout_s=180)
     assert envelope.status is JobStatus.SUCCEEDED, envelope.error
     assert _published(fq, handle.job_id) == 1
-    assert proxy.forwarded("StartFaceDetection") == 1
+    assert proxy.paid("StartFaceDetection") == 1
     assert _rekognition_jobs(server, "clips/errors.mp4") == 1
 
 
