@@ -13,7 +13,8 @@ Rekognition's answers or going down, local_rekognition SIGKILLed and restarted o
 entries. What must hold afterwards, each printed with its count:
 
 - every job has exactly one result (a failure is also a dead letter): 0 lost, 0 duplicated in the results stream;
-- paid calls (those the endpoint answered with success, counted by the proxy) ≤ 1.05 × the jobs that called + the reruns the faults explain;
+- paid calls (those the endpoint answered with success, counted by the proxy) ≤ 1.05 × the jobs that called
+  + the reruns the faults explain;
 - each collection holds exactly the faces its IndexFaces jobs reported, each user exactly the faces associated;
 - no worker exited unless told to; no message left in a queue or in ``unacked``; every key left has a TTL or is
   one of the few that live for good.
