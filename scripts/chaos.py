@@ -132,7 +132,9 @@ def results(client: redis.Redis, job_ids: list[str]) -> dict[str, ResultEnvelope
     return found
 
 
-def wait_for(stack: Stack, job_ids: list[str], timeout_s: float, what: str, keep: dict[str, ResultEnvelope]) -> None:
+def wait_for(
+    stack: Stack, job_ids: list[str], timeout_s: float, what: str, keep: dict[str, ResultEnvelope], quiet: bool = False
+) -> None:
     """Wait until every job has a result (or the timeout); collected into ``keep``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -146,7 +148,8 @@ def wait_for(stack: Stack, job_ids: list[str], timeout_s: float, what: str, keep
             pass
         time.sleep(1)  # polling the outcome, bounded by the deadline
     missing = [j for j in job_ids if j not in keep]
-    log(f"{what}: {len(missing)} job(s) without a result after {timeout_s:.0f} s: {missing[:5]}")
+    if not quiet:
+        log(f"{what}: {len(missing)} job(s) without a result after {timeout_s:.0f} s: {missing[:5]}")
 
 
 def submit(stack: Stack, fq: FaceQueue, prepared: list[PreparedJob]) -> list[str]:
@@ -167,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901  (one campaign, re
     p.add_argument("--jobs", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--fault-gap-s", type=float, nargs=2, default=(2.0, 8.0))
+    p.add_argument("--rate", type=float, default=50.0, help="jobs submitted per second at most")
+    p.add_argument("--fault-gap-s", type=float, nargs=2, default=(1.0, 4.0))
     p.add_argument("--drain-s", type=float, default=600.0, help="how long jobs may take after the last fault")
     p.add_argument("--keep", type=Path, help="keep the logs and data here instead of a temporary directory")
     args = p.parse_args(argv)
@@ -199,13 +203,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901  (one campaign, re
             flood.kinds[job_id] = "video"
         submitted += videos
         chunk: list[PreparedJob] = []
+        pace_at = time.monotonic()
         for _kind, prepared in flood.plan():
             chunk.append(prepared)
             if len(chunk) == 200:
                 submitted += submit(stack, fq, chunk)
                 chunk = []
                 while len(submitted) - len(envelopes) > WINDOW:
-                    wait_for(stack, submitted, 2, "window", envelopes)
+                    wait_for(stack, submitted, 2, "window", envelopes, quiet=True)
+                # Paced, so that the faults land all through the flood rather than after it.
+                time.sleep(max(0.0, pace_at + len(submitted) / args.rate - time.monotonic()))
                 log(f"submitted {len(submitted)}, {len(envelopes)} results, faults {dict(stack.faults)}")
         submitted += submit(stack, fq, chunk)
         wait_for(stack, [j for j, k in flood.kinds.items() if k == "index"], args.drain_s, "indexing", envelopes)
