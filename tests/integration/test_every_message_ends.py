@@ -40,18 +40,15 @@ HOSTILE: list[object] = [
     pytest.param(
         lambda queue: "[" * 1000 + "]" * 1000,
         id="array-1000-deep",
-        marks=pytest.mark.xfail(strict=True, reason="issue 25: RecursionError escapes _parse, the worker exits"),
     ),
     pytest.param(
         _deep_kombu_entry,
         id="kombu-shaped-100000-deep",
-        marks=pytest.mark.xfail(strict=True, reason="issue 25: RecursionError escapes _parse, the worker exits"),
     ),
     pytest.param(lambda queue: b"\xff\xfe\x00not utf-8 \xc3\x28", id="not-utf-8"),
     pytest.param(
         lambda queue: json.dumps({"properties": {}, "body": "x" * 70_000}).encode("utf-16"),
         id="utf-16",
-        marks=pytest.mark.xfail(strict=True, reason="issue 25: 4,096 replacement characters are 24 KB of JSON"),
     ),
 ]
 
@@ -185,7 +182,6 @@ def _peak_rss_kb(worker: WorkerProcess) -> int:
 OVERSIZED_BYTES = 200 * 2**20
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: the take script hands the whole 200 MB entry to the worker")
 def test_an_oversized_entry_is_refused_from_its_length_without_reading_it_whole(
     own_redis: RedisServer,
     local_rekognition_url: str,
