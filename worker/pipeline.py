@@ -416,3 +416,23 @@ async def dead_letter_refused(
         await publisher.dead_letter(envelope, p)
         left.append(job_id)
     return left
+
+
+async def refuse(
+    payload: Any,
+    operation: Operation,
+    task_id: str,
+    deps: Deps,
+    publisher: Publisher,
+    why: str,
+    code: str = "InvalidJob",
+) -> list[ResultEnvelope]:
+    """Publish every job a message carries (one, or a list) as refused with ``why`` and ``code``, never run: a
+    message the task cannot take as it is (extra arguments, expired on the queue) still ends as results."""
+    payloads = payload if isinstance(payload, list) else [payload]
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))] if isinstance(payload, list) else [task_id]
+    refused = []
+    for p, i in zip(payloads[:MAX_JOBS_PER_MESSAGE], ids, strict=False):
+        job = named(p, i)
+        refused.append(await publish_refusal(deps, publisher, _refused(job, i, operation, why, deps.worker, code), job))
+    return refused

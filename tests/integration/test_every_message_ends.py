@@ -17,11 +17,11 @@ from celery import Celery
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.contract import VIDEO_POLL_TASK, Operation, dead_letter_key, queue_for, result_key
 from producer.video import face_detection
+from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
 from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.workers import WorkerProcess, worker_environment
 from tests.integration.test_hostile_queue_entries import _kombu_entry, _refused_on
-from testmedia.photos import grace_hopper
 from tests.video_jobs import video_clip_in_s3
 
 pytestmark = pytest.mark.timeout(240)
@@ -104,7 +104,6 @@ def _list_faces_job() -> dict[str, object]:
     return jobs.list_faces(f"absent-{uuid.uuid4().hex[:8]}").job.model_dump(mode="json")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: Celery revokes an expired message; no result, no dead letter")
 def test_a_message_that_expired_on_the_queue_ends_as_a_dead_letter(
     sender: Celery, redis_url: str, worker_queue: str, worker: WorkerProcess
 ) -> None:
@@ -131,7 +130,6 @@ def test_a_message_that_expired_on_the_queue_ends_as_a_dead_letter(
         pytest.param(None, {"priority_boost": 3}, id="unexpected-keyword"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="issue 25: a TypeError in the task shell, only a log line")
 def test_a_message_with_arguments_the_task_does_not_take_ends_as_a_dead_letter(
     args: str | None,
     kwargs: dict[str, object],
@@ -156,7 +154,6 @@ def test_a_message_with_arguments_the_task_does_not_take_ends_as_a_dead_letter(
     assert worker.alive
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: a video poll that does not parse is dropped with a log line")
 def test_a_video_poll_that_does_not_parse_ends_as_a_dead_letter(
     sender: Celery, redis_url: str, worker_queue: str, worker: WorkerProcess
 ) -> None:
@@ -212,7 +209,6 @@ def test_an_oversized_entry_is_refused_from_its_length_without_reading_it_whole(
     worker.stop(signal.SIGTERM)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 (found by make chaos): a packed video message is refused whole")
 def test_video_jobs_submitted_together_each_end_with_their_own_result(
     redis_url: str, worker_queue: str, worker: WorkerProcess, moto_s3_url: str, s3_bucket: str
 ) -> None:
