@@ -174,6 +174,21 @@ def signing_conf(key: str, cert: str, cert_store: str) -> dict[str, Any]:
     }
 
 
+# --- Rekognition's image limits: one set, for the worker (which refuses an image past them before any call) and for
+# local_rekognition (which refuses it as Rekognition does). Here because both may import this module: it is
+# pydantic + stdlib only, and every image (producer, worker, local_rekognition) carries it already. ---
+IMAGE_SIDE_MIN_PX = 80
+"""Rekognition needs at least 80 pixels on each side (docs: Guidelines and quotas in Amazon Rekognition)."""
+IMAGE_BYTES_MAX = 5 * 2**20
+"""Largest image passed as Bytes."""
+S3_IMAGE_BYTES_MAX = 15 * 2**20
+"""Largest image read from S3."""
+IMAGE_PIXELS_MAX = 50_000_000
+"""Largest image, in pixels: past it an image is refused unread (a decompression bomb costs no memory). Rekognition
+documents no such limit for its face operations; this is local_rekognition's, and the worker refuses past it too,
+so that neither pays a call to hear the other's refusal."""
+
+
 # --- Rekognition's own parameter rules (from its service model). ---
 COLLECTION_ID_PATTERN = r"^[a-zA-Z0-9_.\-]+$"
 EXTERNAL_IMAGE_ID_PATTERN = r"^[a-zA-Z0-9_.\-:]+$"

@@ -94,15 +94,20 @@ async def process_many(
     admitted = [admit(p, operation, i, deps) for p, i in zip(payloads, ids, strict=True)]
     # One MGET for the whole message (each job's result key, blobs, journal and cache entry), not one per job.
     values = await _read(deps, admitted)
-    outcomes = await asyncio.gather(
-        *(
-            publish_refusal(deps, publisher, job, p)
-            if isinstance(job, ResultEnvelope)
-            else _carry(job, values, deps, publisher)
-            for job, p in zip(admitted, payloads, strict=True)
-        ),
-        return_exceptions=True,
-    )
+    # A job id twice in one message is one job: it runs (and is paid for) once, and each copy answers with its result.
+    first: dict[str, int] = {}
+    for n, job in enumerate(admitted):
+        if isinstance(job, Admitted):
+            first.setdefault(job.job.job_id, n)
+    runs = {
+        n: publish_refusal(deps, publisher, job, p)
+        if isinstance(job, ResultEnvelope)
+        else _carry(job, values, deps, publisher)
+        for n, (job, p) in enumerate(zip(admitted, payloads, strict=True))
+        if isinstance(job, ResultEnvelope) or first[job.job.job_id] == n
+    }
+    done = dict(zip(runs, await asyncio.gather(*runs.values(), return_exceptions=True), strict=True))
+    outcomes = [done[n] if n in done else done[first[job.job.job_id]] for n, job in enumerate(admitted)]  # type: ignore[union-attr]
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if any(isinstance(e, ShuttingDown) for e in errors):
         raise ShuttingDown
