@@ -49,7 +49,7 @@ from producer.contract import (
 )
 from worker import journal, metrics
 from worker.cache import CacheEntry, cacheable, fingerprint
-from worker.calls import CallOutcome, classify, rekognition_call, retrying
+from worker.calls import JOB_CLOCK, CallOutcome, classify, rekognition_call, retrying
 from worker.deps import Deps
 from worker.envelopes import envelope_for, evidence, refusal
 from worker.errors import ShuttingDown
@@ -337,8 +337,13 @@ async def _answer(admitted: Admitted, values: Mapping[str, bytes | None], deps: 
     error: JobError | None = None
     cached = False
     try:
-        async with asyncio.timeout(deps.settings.job_timeout_s):
-            response, cached, entry = await _respond(admitted, reads, deps, outcome)
+        async with asyncio.timeout(deps.settings.job_timeout_s) as clock:
+            # The deadline is for the job's work: a wait for a rate-limit slot or a backoff pushes it back (calls.py).
+            token = JOB_CLOCK.set(clock)
+            try:
+                response, cached, entry = await _respond(admitted, reads, deps, outcome)
+            finally:
+                JOB_CLOCK.reset(token)
     except (ShuttingDown, RedisError):
         # Redis refused or went away: the task puts the message back rather than publish a failure nobody caused.
         raise

@@ -70,8 +70,8 @@ class WorkerSettings(RedisSettings):
     """Larger images are refused as decompression bombs before they are decoded."""
 
     job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
-    """A job still running after this long (waiting for a rate-limit slot, fetching, calling, retrying) fails with
-    the retryable code JobTimeout and becomes a dead letter. Keep concurrency × workers / rate limit well below it."""
+    """A job still running after this long (fetching, calling) fails with the retryable code JobTimeout and becomes a
+    dead letter. Waiting for a rate-limit slot or a retry's backoff does not count: the timeout is for the calls."""
     signing_key: str | None = None
     """PEM private key of this worker (Celery's auth serializer). With all three signing settings set, the worker
     accepts only messages signed by a certificate in signing_cert_store; unset: plain JSON messages."""

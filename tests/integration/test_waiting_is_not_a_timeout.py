@@ -15,7 +15,6 @@ from tests.fixtures.chaos import PHOTO
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: the job timeout counts the wait for a rate-limit slot")
 def test_jobs_queued_behind_the_rate_limit_wait_rather_than_time_out(stack: Callable[..., tuple]) -> None:
     # Given a worker that may call DetectFaces 5 times a second and gives a job 2 s, with 64 jobs in flight
     fq, standin, start = stack("--delay-ms", "50", job_timeout_s="2", rate_limits_tps='{"DetectFaces": 5}')
