@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AliasGenerator,
@@ -299,7 +299,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_NOT_PARAMETERS = {"schema_version", "job_id", "batch_id", "submitted_at", "label", "use_cache", "operation", "video"}
+_NOT_PARAMETERS = {
+    "schema_version",
+    "job_id",
+    "batch_id",
+    "submitted_at",
+    "label",
+    "use_cache",
+    "operation",
+    "video",
+    "request_token",
+}
 _NOT_PARAMETERS.update(IMAGE_FIELDS)
 """Fields Rekognition never sees as they are: the envelope's, and the images (the worker fetches and places them) and
 the video (sent as its S3Object)."""
@@ -338,6 +348,10 @@ class _Job(_Model):
         if self.client_request_token:
             params["ClientRequestToken"] = self.job_id
         return params
+
+    def retried(self) -> Self:
+        """The job again, to submit anew from its dead letter: a new job id (the old one keeps its failed result)."""
+        return self.model_copy(update={"job_id": new_id(), "submitted_at": utcnow()})
 
 
 def _normalise_attributes(value: Any) -> Any:
@@ -509,11 +523,22 @@ class VideoFaceAttributes(StrEnum):
 class _VideoJob(_Job):
     video: S3Image
     """The stored video (MP4 or MOV, H.264) in S3; Rekognition Video reads it there."""
+    request_token: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_\-]{1,64}$")] | None = None
+    """The ClientRequestToken of the Start* call when it is not the job id: a retried job (``retried``) keeps its
+    first job id's, so a retry reuses the Rekognition job the first attempt started, never pays for a second one."""
 
     def request(self) -> dict[str, Any]:
-        """Return the Start* parameters: the video and the job id as ClientRequestToken (a redelivered start gets the
-        same Rekognition job, not a second one), then the job's own fields."""
-        return {"Video": {"S3Object": self.video.s3_object()}, "ClientRequestToken": self.job_id, **super().request()}
+        """Return the Start* parameters: the video and the job's token as ClientRequestToken (a redelivered or retried
+        start gets the same Rekognition job, not a second one), then the job's own fields."""
+        token = self.request_token or self.job_id
+        return {"Video": {"S3Object": self.video.s3_object()}, "ClientRequestToken": token, **super().request()}
+
+    def retried(self) -> Self:
+        """The job again under a new job id, with the Start* token of its first attempt (issue 25: a retry after a
+        lost answer started a second Rekognition job)."""
+        return self.model_copy(
+            update={"job_id": new_id(), "submitted_at": utcnow(), "request_token": self.request_token or self.job_id}
+        )
 
 
 class FaceDetectionVideoJob(_VideoJob):

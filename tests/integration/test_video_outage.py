@@ -65,7 +65,6 @@ def _started(redis_url: str, job_id: str) -> Callable[[], bool]:
     return lambda: b"waiting_for" in (meta.get(f"celery-task-meta-{job_id}") or b"")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: the poll spends its attempts inside the outage; the job fails")
 def test_a_video_job_outlives_a_minute_without_its_endpoint(
     video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[[str], WorkerProcess]],
     redis_url: str,
@@ -91,7 +90,6 @@ def test_a_video_job_outlives_a_minute_without_its_endpoint(
     assert _rekognition_jobs(back, "clips/outage.mp4") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: the poll spends its attempts on 500s; the job fails")
 def test_a_video_job_outlives_a_spell_of_server_errors(
     video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[[str], WorkerProcess]],
     redis_url: str,
@@ -118,7 +116,6 @@ def test_a_video_job_outlives_a_spell_of_server_errors(
     assert _rekognition_jobs(server, "clips/errors.mp4") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: a retried video job is a new ClientRequestToken: a second job")
 def test_retrying_a_video_job_whose_answers_were_lost_reuses_its_rekognition_job(
     video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[[str], WorkerProcess]],
     moto_s3_url: str,
