@@ -305,6 +305,10 @@ class Channel(kombu_redis.Channel):
             # kombu's own callback, with the Message construction (which decodes the body) guarded.
             try:
                 message = self.Message(raw_message, channel=self)  # type: ignore[no-untyped-call]
+                if not message.body:
+                    # kombu hands an empty body to Celery undecoded (bytes), and Celery's `'args' in message.payload`
+                    # then raises TypeError, an unrecoverable error: the worker would exit (found by make chaos).
+                    raise ValueError("the body decodes to no bytes")
             except (ValueError, TypeError, KeyError, RecursionError, KombuError) as exc:  # binascii.Error: ValueError
                 self.keep_refused(
                     json.dumps(raw_message, default=str),
