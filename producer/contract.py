@@ -19,9 +19,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_pascal
@@ -526,6 +528,15 @@ class _VideoJob(_Job):
     request_token: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_\-]{1,64}$")] | None = None
     """The ClientRequestToken of the Start* call when it is not the job id: a retried job (``retried``) keeps its
     first job id's, so a retry reuses the Rekognition job the first attempt started, never pays for a second one."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_token(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A job that is no retry carries no request_token member at all: its wire JSON stays what it was, and a
+        # worker of an earlier release (extra="forbid") still takes it.
+        data: dict[str, Any] = handler(self)
+        if data.get("request_token", "") is None:
+            del data["request_token"]
+        return data
 
     def request(self) -> dict[str, Any]:
         """Return the Start* parameters: the video and the job's token as ClientRequestToken (a redelivered or retried

@@ -49,6 +49,9 @@ class CallOutcome:
 
     attempts: int = 0
     rekognition_ms: float = 0.0
+    throttled: bool = False
+    """Whether the endpoint throttled one of the calls: from then on, waiting for a slot counts against the job's
+    deadline (an endpoint that throttles every call must still end the job)."""
 
 
 def classify(exc: BaseException) -> JobFailure:
@@ -140,7 +143,9 @@ def rate_limited(call: Call[T], deps: Deps, operation: str, outcome: CallOutcome
     async def limited() -> T:
         ticket = None
         if deps.limiter is not None and deps.limiter.paces(operation):
-            ticket = await deps.limiter.acquire(operation, lambda s: wait_uncounted(deps, s))
+            # Queueing for a slot is not the job's time, until the endpoint has throttled it (then the deadline runs).
+            pause = deps.pause if outcome.throttled else lambda s: wait_uncounted(deps, s)
+            ticket = await deps.limiter.acquire(operation, pause)
             # Counted once its slot has come: a job whose deadline passes while it waits for one made no call.
             outcome.attempts += 1
         try:
@@ -148,6 +153,7 @@ def rate_limited(call: Call[T], deps: Deps, operation: str, outcome: CallOutcome
         except Exception as exc:
             failure = classify(exc)
             if failure.code in THROTTLING_CODES:
+                outcome.throttled = True
                 metrics.THROTTLES.labels(operation).inc()
                 if deps.limiter is not None and ticket is not None:
                     await deps.limiter.throttled(operation, ticket)
