@@ -10,7 +10,7 @@ export FACEQUEUE_REDIS_URL
 # Photos for the demo: portraits that ship inside wheels, plus the project's shared set when it is beside us.
 PHOTOS ?= $(shell $(BIN)/python -m producer.cli.demo_photos 2>/dev/null)
 
-.PHONY: install demo test check test-lowest lint stack-up stack-down bench clean compose-test
+.PHONY: install demo test check test-lowest lint stack-up stack-down bench clean compose-test chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ compose-test: $(STAMP)
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }
 	$(BIN)/python -m pip install --quiet 'podman-compose>=1.6,<2'
 	$(BIN)/python scripts/compose_test.py
+
+# The randomized fault campaign (scripts/chaos.py, docs/chaos.md): minutes, not part of `make test`.
+# CHAOS_ARGS="--seed N --jobs N" replays a seed.
+chaos: install
+	PYTHONPATH=. nice -n 10 $(BIN)/python scripts/chaos.py $(CHAOS_ARGS)
 
 stack-up: install
 	$(BIN)/facequeue-stack up --workers 2

@@ -21,12 +21,13 @@ from local_rekognition.errors import (
 )
 from local_rekognition.models.engine import RGBImage
 from local_rekognition.settings import IMAGE_BYTES_MAX
+from producer.contract import IMAGE_SIDE_MIN_PX, S3_IMAGE_BYTES_MAX
 
-S3_OBJECT_BYTES_MAX = 15 * 1024 * 1024
-"""Rekognition's limit for an image read from S3."""
+S3_OBJECT_BYTES_MAX = S3_IMAGE_BYTES_MAX
+"""Rekognition's limit for an image read from S3 (the worker's, too: producer/contract.py)."""
 
-IMAGE_SIDE_MIN = 80
-"""Rekognition needs at least 80 pixels on each side."""
+IMAGE_SIDE_MIN = IMAGE_SIDE_MIN_PX
+"""Rekognition needs at least 80 pixels on each side (the worker refuses smaller ones before calling)."""
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -8,8 +8,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-IMAGE_BYTES_MAX = 5 * 1024 * 1024
-"""Rekognition's limit for an image passed as Bytes."""
+# Rekognition's image limits, the one set the worker checks too (producer/contract.py, pydantic + stdlib only).
+from producer.contract import IMAGE_BYTES_MAX, IMAGE_PIXELS_MAX
+
+__all__ = ["IMAGE_BYTES_MAX", "LocalRekognitionSettings"]
 
 # CompareFaces carries two images, each up to 5 MB, base64-encoded (4/3) in JSON, plus the rest of the body.
 DEFAULT_MAX_REQUEST_BYTES = 2 * (IMAGE_BYTES_MAX * 4 // 3 + 4) + 256 * 1024
@@ -40,7 +42,7 @@ class LocalRekognitionSettings(BaseSettings):
     """Threads running image decoding and the face models; one per core keeps every core busy."""
     max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, ge=64 * 1024)
     """Largest request body: two 5 MB images in base64 plus 256 KiB."""
-    max_image_pixels: int = Field(default=50_000_000, ge=80 * 80)
+    max_image_pixels: int = Field(default=IMAGE_PIXELS_MAX, ge=80 * 80)
     """Decoded images past this are refused before decoding (a decompression bomb costs no memory)."""
     max_pending_requests: int = Field(default=64, ge=1)
     """Requests admitted at once; past this the server answers ThrottlingException, as Rekognition does."""

@@ -32,7 +32,6 @@ from producer.contract import (
     parse_job,
     queue_for,
     result_key,
-    utcnow,
 )
 from producer.jobs import PreparedJob
 from producer.messages import Signer, protocol_app, task_message
@@ -574,7 +573,7 @@ class FaceQueue(ClientCore):
         if not retryable:
             return None
         batch = self.submit_many(
-            PreparedJob(d.job.model_copy(update={"job_id": new_id(), "submitted_at": utcnow()}))  # type: ignore[union-attr]
+            PreparedJob(d.job.retried())  # type: ignore[union-attr]
             for d in retryable
         )
         done = [d.job_id for d in retryable]

@@ -12,16 +12,18 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AliasGenerator,
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     TypeAdapter,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_pascal
@@ -176,6 +178,21 @@ def signing_conf(key: str, cert: str, cert_store: str) -> dict[str, Any]:
     }
 
 
+# --- Rekognition's image limits: one set, for the worker (which refuses an image past them before any call) and for
+# local_rekognition (which refuses it as Rekognition does). Here because both may import this module: it is
+# pydantic + stdlib only, and every image (producer, worker, local_rekognition) carries it already. ---
+IMAGE_SIDE_MIN_PX = 80
+"""Rekognition needs at least 80 pixels on each side (docs: Guidelines and quotas in Amazon Rekognition)."""
+IMAGE_BYTES_MAX = 5 * 2**20
+"""Largest image passed as Bytes."""
+S3_IMAGE_BYTES_MAX = 15 * 2**20
+"""Largest image read from S3."""
+IMAGE_PIXELS_MAX = 50_000_000
+"""Largest image, in pixels: past it an image is refused unread (a decompression bomb costs no memory). Rekognition
+documents no such limit for its face operations; this is local_rekognition's, and the worker refuses past it too,
+so that neither pays a call to hear the other's refusal."""
+
+
 # --- Rekognition's own parameter rules (from its service model). ---
 COLLECTION_ID_PATTERN = r"^[a-zA-Z0-9_.\-]+$"
 EXTERNAL_IMAGE_ID_PATTERN = r"^[a-zA-Z0-9_.\-:]+$"
@@ -286,7 +303,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_NOT_PARAMETERS = {"schema_version", "job_id", "batch_id", "submitted_at", "label", "use_cache", "operation", "video"}
+_NOT_PARAMETERS = {
+    "schema_version",
+    "job_id",
+    "batch_id",
+    "submitted_at",
+    "label",
+    "use_cache",
+    "operation",
+    "video",
+    "request_token",
+}
 _NOT_PARAMETERS.update(IMAGE_FIELDS)
 """Fields Rekognition never sees as they are: the envelope's, and the images (the worker fetches and places them) and
 the video (sent as its S3Object)."""
@@ -325,6 +352,10 @@ class _Job(_Model):
         if self.client_request_token:
             params["ClientRequestToken"] = self.job_id
         return params
+
+    def retried(self) -> Self:
+        """The job again, to submit anew from its dead letter: a new job id (the old one keeps its failed result)."""
+        return self.model_copy(update={"job_id": new_id(), "submitted_at": utcnow()})
 
 
 def _normalise_attributes(value: Any) -> Any:
@@ -507,11 +538,31 @@ class VideoFaceAttributes(StrEnum):
 class _VideoJob(_Job):
     video: S3Image
     """The stored video (MP4 or MOV, H.264) in S3; Rekognition Video reads it there."""
+    request_token: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_\-]{1,64}$")] | None = None
+    """The ClientRequestToken of the Start* call when it is not the job id: a retried job (``retried``) keeps its
+    first job id's, so a retry reuses the Rekognition job the first attempt started, never pays for a second one."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_token(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A job that is no retry carries no request_token member at all: its wire JSON stays what it was, and a
+        # worker of an earlier release (extra="forbid") still takes it.
+        data: dict[str, Any] = handler(self)
+        if data.get("request_token", "") is None:
+            del data["request_token"]
+        return data
 
     def request(self) -> dict[str, Any]:
-        """Return the Start* parameters: the video and the job id as ClientRequestToken (a redelivered start gets the
-        same Rekognition job, not a second one), then the job's own fields."""
-        return {"Video": {"S3Object": self.video.s3_object()}, "ClientRequestToken": self.job_id, **super().request()}
+        """Return the Start* parameters: the video and the job's token as ClientRequestToken (a redelivered or retried
+        start gets the same Rekognition job, not a second one), then the job's own fields."""
+        token = self.request_token or self.job_id
+        return {"Video": {"S3Object": self.video.s3_object()}, "ClientRequestToken": token, **super().request()}
+
+    def retried(self) -> Self:
+        """The job again under a new job id, with the Start* token of its first attempt (issue 25: a retry after a
+        lost answer started a second Rekognition job)."""
+        return self.model_copy(
+            update={"job_id": new_id(), "submitted_at": utcnow(), "request_token": self.request_token or self.job_id}
+        )
 
 
 class FaceDetectionVideoJob(_VideoJob):

@@ -9,6 +9,7 @@ go through the same retry layer alone, on their own count: they are not Rekognit
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -48,6 +49,9 @@ class CallOutcome:
 
     attempts: int = 0
     rekognition_ms: float = 0.0
+    throttled: bool = False
+    """Whether the endpoint throttled one of the calls: from then on, waiting for a slot counts against the job's
+    deadline (an endpoint that throttles every call must still end the job)."""
 
 
 def classify(exc: BaseException) -> JobFailure:
@@ -75,6 +79,22 @@ def classify(exc: BaseException) -> JobFailure:
     return PermanentError("InternalWorkerError", f"{name}: {exc}")
 
 
+JOB_CLOCK: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar("job_clock", default=None)
+"""The running job's FACEQUEUE_JOB_TIMEOUT_S deadline, which waits inside the worker push back (set by the
+pipeline around a job's calls)."""
+
+
+async def wait_uncounted(deps: Deps, seconds: float) -> None:
+    """Wait (for a rate-limit slot, or a backoff) without the time counting against the job's timeout: the timeout
+    is for the calls, not for queueing inside the worker (issue 25: under load, jobs failed as JobTimeout while
+    they waited their turn)."""
+    clock = JOB_CLOCK.get()
+    when = clock.when() if clock is not None else None
+    if clock is not None and when is not None:
+        clock.reschedule(when + seconds)
+    await deps.pause(seconds)
+
+
 def backoff_s(attempt: int, settings: WorkerSettings) -> float:
     """Full-jitter exponential backoff (AWS Architecture Blog): uniform(0, min(cap, base × 2^attempt))."""
     return random.uniform(0, min(settings.backoff_cap_s, settings.backoff_base_s * 2**attempt))
@@ -85,7 +105,8 @@ def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Cal
 
     A throttle of a call paced by the shared rate (rate_limited) is not the job's fault and uses up no attempt: the
     rate has just been cut for every worker, so the call goes again at once, after a slot at the new rate. The
-    job's deadline (FACEQUEUE_JOB_TIMEOUT_S) still bounds how long it tries.
+    job's deadline (FACEQUEUE_JOB_TIMEOUT_S) still bounds how long its calls take; the backoff between them does
+    not count against it (wait_uncounted).
     """
     paced = deps.limiter is not None and deps.limiter.paces(label)
 
@@ -111,7 +132,7 @@ def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Cal
                 if not failure.retryable or outcome.attempts - throttled >= settings.max_attempts:
                     raise failure from None
                 metrics.RETRIES.labels(label, failure.code).inc()
-                await deps.pause(backoff_s(outcome.attempts - throttled - 1, settings))
+                await wait_uncounted(deps, backoff_s(outcome.attempts - throttled - 1, settings))
 
     return attempt
 
@@ -122,7 +143,9 @@ def rate_limited(call: Call[T], deps: Deps, operation: str, outcome: CallOutcome
     async def limited() -> T:
         ticket = None
         if deps.limiter is not None and deps.limiter.paces(operation):
-            ticket = await deps.limiter.acquire(operation, deps.pause)
+            # Queueing for a slot is not the job's time, until the endpoint has throttled it (then the deadline runs).
+            pause = deps.pause if outcome.throttled else lambda s: wait_uncounted(deps, s)
+            ticket = await deps.limiter.acquire(operation, pause)
             # Counted once its slot has come: a job whose deadline passes while it waits for one made no call.
             outcome.attempts += 1
         try:
@@ -130,6 +153,7 @@ def rate_limited(call: Call[T], deps: Deps, operation: str, outcome: CallOutcome
         except Exception as exc:
             failure = classify(exc)
             if failure.code in THROTTLING_CODES:
+                outcome.throttled = True
                 metrics.THROTTLES.labels(operation).inc()
                 if deps.limiter is not None and ticket is not None:
                     await deps.limiter.throttled(operation, ticket)

@@ -84,13 +84,23 @@ def refusal(
     )
 
 
-def head(text: str, size: int | None = None) -> dict[str, Any]:
+def head(text: str, size: int | None = None, *, partial: bool = False) -> dict[str, Any]:
     """What a dead letter keeps of a large or unreadable text: its size (``size``: in bytes, when known), its first
-    EVIDENCE_CHARS characters, and whether that was all of it."""
+    characters (at most EVIDENCE_CHARS once JSON-encoded), and whether that was all of it (``partial``: ``text``
+    is itself only the head of something larger)."""
+    kept = text[:EVIDENCE_CHARS]
+    if len(json.dumps(kept)) > EVIDENCE_CHARS + 2:
+        # Bounded once encoded, too: a character JSON escapes (U+FFFD from bytes that are not UTF-8, é) takes up to
+        # six. The longest prefix that fits, found by halving (a dozen encodings of at most 4,096 characters).
+        lo, hi = 0, len(kept)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if len(json.dumps(kept[:mid])) <= EVIDENCE_CHARS + 2 else (lo, mid - 1)
+        kept = kept[:lo]
     return {
         "bytes": len(text) if size is None else size,
-        "head": text[:EVIDENCE_CHARS],
-        "truncated": len(text) > EVIDENCE_CHARS,
+        "head": kept,
+        "truncated": partial or len(kept) < len(text),
     }
 
 

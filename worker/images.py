@@ -12,12 +12,19 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from producer.contract import BlobImage, ImageSource, S3Image
+from producer.contract import (
+    IMAGE_BYTES_MAX,
+    IMAGE_SIDE_MIN_PX,
+    S3_IMAGE_BYTES_MAX,
+    BlobImage,
+    ImageSource,
+    S3Image,
+)
 from worker.errors import PermanentError, TransientError
 
-BYTES_LIMIT = 5 * 2**20
+BYTES_LIMIT = IMAGE_BYTES_MAX
 """Rekognition's limit for images passed as Bytes."""
-S3_LIMIT = 15 * 2**20
+S3_LIMIT = S3_IMAGE_BYTES_MAX
 """Rekognition's limit for images passed as S3Object."""
 HEADER_BYTES = 128 * 1024
 """Enough of a JPEG or PNG to read its format, size, mode and EXIF orientation without the pixels."""
@@ -61,6 +68,12 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             "ImageTooLargeException",
             f"the image is {width}×{height} ({width * height} pixels); the limit is "
             f"{max_pixels / 1e6:.0f} MP (FACEQUEUE_MAX_IMAGE_PIXELS)",
+        )
+    if min(width, height) < IMAGE_SIDE_MIN_PX:
+        # What Rekognition would answer, without paying a call to hear it.
+        raise PermanentError(
+            "InvalidParameterException",
+            f"the image is {width}×{height} px; Rekognition needs at least {IMAGE_SIDE_MIN_PX} pixels on each side",
         )
     return img
 

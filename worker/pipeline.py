@@ -49,7 +49,7 @@ from producer.contract import (
 )
 from worker import journal, metrics
 from worker.cache import CacheEntry, cacheable, fingerprint
-from worker.calls import CallOutcome, classify, rekognition_call, retrying
+from worker.calls import JOB_CLOCK, CallOutcome, classify, rekognition_call, retrying
 from worker.deps import Deps
 from worker.envelopes import envelope_for, evidence, refusal
 from worker.errors import ShuttingDown
@@ -94,15 +94,20 @@ async def process_many(
     admitted = [admit(p, operation, i, deps) for p, i in zip(payloads, ids, strict=True)]
     # One MGET for the whole message (each job's result key, blobs, journal and cache entry), not one per job.
     values = await _read(deps, admitted)
-    outcomes = await asyncio.gather(
-        *(
-            publish_refusal(deps, publisher, job, p)
-            if isinstance(job, ResultEnvelope)
-            else _carry(job, values, deps, publisher)
-            for job, p in zip(admitted, payloads, strict=True)
-        ),
-        return_exceptions=True,
-    )
+    # A job id twice in one message is one job: it runs (and is paid for) once, and each copy answers with its result.
+    first: dict[str, int] = {}
+    for n, job in enumerate(admitted):
+        if isinstance(job, Admitted):
+            first.setdefault(job.job.job_id, n)
+    runs = {
+        n: publish_refusal(deps, publisher, job, p)
+        if isinstance(job, ResultEnvelope)
+        else _carry(job, values, deps, publisher)
+        for n, (job, p) in enumerate(zip(admitted, payloads, strict=True))
+        if isinstance(job, ResultEnvelope) or first[job.job.job_id] == n
+    }
+    done = dict(zip(runs, await asyncio.gather(*runs.values(), return_exceptions=True), strict=True))
+    outcomes = [done[n] if n in done else done[first[job.job.job_id]] for n, job in enumerate(admitted)]  # type: ignore[union-attr]
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if any(isinstance(e, ShuttingDown) for e in errors):
         raise ShuttingDown
@@ -332,8 +337,13 @@ async def _answer(admitted: Admitted, values: Mapping[str, bytes | None], deps: 
     error: JobError | None = None
     cached = False
     try:
-        async with asyncio.timeout(deps.settings.job_timeout_s):
-            response, cached, entry = await _respond(admitted, reads, deps, outcome)
+        async with asyncio.timeout(deps.settings.job_timeout_s) as clock:
+            # The deadline is for the job's work: a wait for a rate-limit slot or a backoff pushes it back (calls.py).
+            token = JOB_CLOCK.set(clock)
+            try:
+                response, cached, entry = await _respond(admitted, reads, deps, outcome)
+            finally:
+                JOB_CLOCK.reset(token)
     except (ShuttingDown, RedisError):
         # Redis refused or went away: the task puts the message back rather than publish a failure nobody caused.
         raise
@@ -416,3 +426,23 @@ async def dead_letter_refused(
         await publisher.dead_letter(envelope, p)
         left.append(job_id)
     return left
+
+
+async def refuse(
+    payload: Any,
+    operation: Operation,
+    task_id: str,
+    deps: Deps,
+    publisher: Publisher,
+    why: str,
+    code: str = "InvalidJob",
+) -> list[ResultEnvelope]:
+    """Publish every job a message carries (one, or a list) as refused with ``why`` and ``code``, never run: a
+    message the task cannot take as it is (extra arguments, expired on the queue) still ends as results."""
+    payloads = payload if isinstance(payload, list) else [payload]
+    ids = [f"{task_id}-{i}" for i in range(len(payloads))] if isinstance(payload, list) else [task_id]
+    refused = []
+    for p, i in zip(payloads[:MAX_JOBS_PER_MESSAGE], ids, strict=False):
+        job = named(p, i)
+        refused.append(await publish_refusal(deps, publisher, _refused(job, i, operation, why, deps.worker, code), job))
+    return refused

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 
-from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, signing_conf
+from producer.contract import DEFAULT_QUEUE, DEFAULT_RESULTS_STREAM, IMAGE_PIXELS_MAX, signing_conf
 from producer.settings import SETTINGS_CONFIG, RedisSettings
 
 
@@ -67,12 +67,12 @@ class WorkerSettings(RedisSettings):
 
     max_image_bytes: Annotated[int, Field(ge=1024, le=500 * 2**20)] = 50 * 2**20
     """Largest image the worker downloads to normalise."""
-    max_image_pixels: Annotated[int, Field(ge=80 * 80, le=2_000_000_000)] = 100_000_000
+    max_image_pixels: Annotated[int, Field(ge=80 * 80, le=2_000_000_000)] = IMAGE_PIXELS_MAX
     """Larger images are refused as decompression bombs before they are decoded."""
 
     job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
-    """A job still running after this long (waiting for a rate-limit slot, fetching, calling, retrying) fails with
-    the retryable code JobTimeout and becomes a dead letter. Keep concurrency × workers / rate limit well below it."""
+    """A job still running after this long (fetching, calling) fails with the retryable code JobTimeout and becomes a
+    dead letter. Waiting for a rate-limit slot or a retry's backoff does not count: the timeout is for the calls."""
     signing_key: str | None = None
     """PEM private key of this worker (Celery's auth serializer). With all three signing settings set, the worker
     accepts only messages signed by a certificate in signing_cert_store; unset: plain JSON messages."""

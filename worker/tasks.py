@@ -8,13 +8,14 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
+from celery.signals import task_revoked
 from redis.exceptions import RedisError
 
 from producer.contract import TASK_NAMES, Operation
 from worker import broker, metrics
 from worker.app import app
 from worker.errors import ShuttingDown
-from worker.pipeline import dead_letter_refused, process, process_many
+from worker.pipeline import dead_letter_refused, process, process_many, refuse
 from worker.runtime import Runtime, get_runtime
 
 log = logging.getLogger("facequeue.worker")
@@ -53,13 +54,37 @@ def after_redis_error(runtime: Runtime, job: Any, operation: Operation, task_id:
     raise Reject(f"Redis error: {reason}", requeue=True) from None
 
 
+def unexpected_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, str | None]:
+    """The job a task message carries, and why its other arguments make it no job of the contract (None: none).
+
+    A task takes one argument, the job (or a list of jobs). Any other argument is refused with the job it came
+    with, as a result and a dead letter: Celery would only log a TypeError, and the job would vanish.
+    """
+    job = args[0] if args else kwargs.get("job")
+    extra = [f"{len(args) - 1} extra positional"] if len(args) > 1 else []
+    names = sorted(k for k in kwargs if not (k == "job" and not args))
+    if names:
+        extra.append(f"keyword {', '.join(names)[:200]}")
+    if not extra:
+        return job, None
+    return (
+        job,
+        "a task takes one argument, the job (or a list of jobs); this message also carried "
+        f"{' and '.join(extra)} argument(s)",
+    )
+
+
 def _shell(operation: Operation) -> Task:
-    def run(self: Task, job: Any = None) -> dict[str, Any] | list[Any]:
+    def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any] | list[Any]:
         runtime = get_runtime()
         task_id = self.request.id or ""
+        job, wrong = unexpected_arguments(args, kwargs)
         try:
             with metrics.IN_FLIGHT.track_inprogress():
                 deps, publisher = runtime.deps, runtime.publisher
+                if wrong is not None:
+                    refused = runtime.run(refuse(job, operation, task_id, deps, publisher, wrong))
+                    return [e.model_dump(mode="json", exclude_none=True) for e in refused]
                 if isinstance(job, list):
                     envelopes = runtime.run(process_many(job, operation, task_id, deps, publisher))
                     # What a bulk submit sends asks Celery to store nothing (producer/messages.py): skip the dump.
@@ -97,3 +122,22 @@ list_users = _shell(Operation.LIST_USERS)
 search_users = _shell(Operation.SEARCH_USERS)
 search_users_by_image = _shell(Operation.SEARCH_USERS_BY_IMAGE)
 recognize_celebrities = _shell(Operation.RECOGNIZE_CELEBRITIES)
+
+
+_OPERATION_OF_TASK = {name: operation for operation, name in TASK_NAMES.items()}
+
+
+@task_revoked.connect  # type: ignore[untyped-decorator]
+def _refuse_expired(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
+    """A message whose Celery ``expires`` passed before a worker took it: Celery drops it with a log line; here its
+    jobs are also published as JobExpired (a result and a dead letter each), so no job vanishes."""
+    operation = _OPERATION_OF_TASK.get(getattr(sender, "name", ""))
+    if not expired or request is None or operation is None:
+        return
+    runtime = get_runtime()
+    job, _wrong = unexpected_arguments(tuple(request.args or ()), dict(request.kwargs or {}))
+    why = "the message expired (its Celery `expires` passed) before a worker took it; submit the job anew"
+    try:
+        runtime.run(refuse(job, operation, request.id or "", runtime.deps, runtime.publisher, why, "JobExpired"))
+    except RedisError as exc:
+        log.error("task %s expired; publishing that failed: %s", request.id, str(exc)[:200])

@@ -1,7 +1,8 @@
 """The async core of video jobs: start a Rekognition Video job, check on it later, publish every page as one result.
 
-A video takes minutes, so no worker slot waits for it. The start task calls Start* (the job id is the
-ClientRequestToken, so a redelivered start gets the same Rekognition job) and answers a ``Continuation``; the
+A video takes minutes, so no worker slot waits for it. The start task calls Start* (the job id, or the first job id of
+a retried job, is the ClientRequestToken, so a redelivered or retried start gets the same Rekognition job) and
+answers a ``Continuation``; the
 task shell sends it back to the queue with a countdown. Each poll is one Get* call: IN_PROGRESS answers the next
 continuation with a longer countdown (backoff, capped), SUCCEEDED pages through the results and publishes one
 envelope through the same path as every image job (result key, stream, batch, dead letter on failure). Start* and
@@ -47,6 +48,11 @@ MAX_WAIT_S = 12 * 3600.0
 """A video job still IN_PROGRESS after this long fails with VideoJobTimeout (Rekognition's own jobs end well
 before: stored videos are at most 6 hours long)."""
 
+OUTAGE_S = 15 * 60.0
+"""How long the checks of a running video job may keep failing transiently (the endpoint down, 5xx, throttled, cut
+answers) before the job fails: an outage is waited out on the poll's countdown, as IN_PROGRESS is, instead of the
+poll spending its attempts inside it (issue 25: a 7.5 s restart failed a job whose Rekognition job SUCCEEDED)."""
+
 PAGE_SIZE = 1000
 """Get* results per call: Rekognition's maximum."""
 
@@ -63,6 +69,8 @@ class Continuation(BaseModel):
     calls: Annotated[int, Field(ge=0)] = 1
     started_at: datetime
     rekognition_ms: float = 0.0
+    failing_since: datetime | None = None
+    """When the checks began to fail transiently (None: the last one was answered); see OUTAGE_S."""
 
     def delay_s(self) -> float:
         """How long to wait before the next poll."""
@@ -141,6 +149,7 @@ async def poll(
                         "polls": continuation.polls + 1,
                         "calls": continuation.calls + outcome.attempts,
                         "rekognition_ms": continuation.rekognition_ms + outcome.rekognition_ms,
+                        "failing_since": None,
                     }
                 )
             raise PermanentError(
@@ -157,6 +166,18 @@ async def poll(
         raise
     except Exception as exc:
         failure = classify(exc)
+        now = utcnow()
+        since = continuation.failing_since or now
+        if failure.retryable and (now - since).total_seconds() < OUTAGE_S:
+            # The Rekognition job runs on without us: check again after the next countdown, until OUTAGE_S.
+            return continuation.model_copy(
+                update={
+                    "polls": continuation.polls + 1,
+                    "calls": continuation.calls + outcome.attempts,
+                    "rekognition_ms": continuation.rekognition_ms + outcome.rekognition_ms,
+                    "failing_since": since,
+                }
+            )
         response, error = None, JobError(code=failure.code, message=failure.message, retryable=failure.retryable)
     envelope = envelope_for(
         job,

@@ -24,6 +24,7 @@ from producer.contract import (
     utcnow,
 )
 from producer.messages import protocol_app, task_message
+from producer.video import face_detection
 from tests.fixtures.workers import ROOT
 
 S3 = {"kind": "s3", "bucket": "photos", "key": "a.jpg"}
@@ -135,3 +136,19 @@ def test_the_library_imports_no_rich_pillow_nor_opencv() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_retried_video_job_starts_with_the_token_of_its_first_attempt() -> None:
+    # Given a video job (its Start* token is its job id) retried twice from its dead letters
+    first = face_detection("s3://clips/a.mp4").job
+    again = first.retried().retried()
+    # Then each retry has a job id of its own but sends the first attempt's ClientRequestToken (issue 25)
+    assert again.job_id != first.job_id
+    assert again.request()["ClientRequestToken"] == first.request()["ClientRequestToken"] == first.job_id
+    assert "RequestToken" not in again.request()
+
+
+def test_a_retried_image_job_gets_a_new_id_and_nothing_else() -> None:
+    job = jobs.detect_faces(b"\xff\xd8\xff" + b"0" * 100).job
+    again = job.retried()
+    assert again.job_id != job.job_id and again.request() == job.request()

@@ -17,15 +17,17 @@ def test_a_small_refused_payload_is_kept_whole_and_a_large_one_by_its_head() -> 
     assert evidence(small) == small
     kept = evidence(large)
     assert kept["bytes"] == len(json.dumps(large)) and kept["truncated"] is True
-    assert len(kept["head"]) == EVIDENCE_CHARS and json.dumps(large).startswith(kept["head"])
+    # (at most EVIDENCE_CHARS once JSON-encoded: each '"' of the JSON text is escaped)
+    assert len(json.dumps(kept["head"])) <= EVIDENCE_CHARS + 2 < len(json.dumps(kept["head"] + "xx"))
+    assert json.dumps(large).startswith(kept["head"])
 
 
 def test_a_queue_entry_keeps_the_same_bound_with_its_size_in_bytes() -> None:
     # Given an entry of 10,000 bytes that decodes to fewer characters
     raw = ("é" * 5000).encode()
     kept = head(raw.decode(), len(raw))
-    # Then its size is counted in bytes and its head is bounded like a refused job's
-    assert kept == {"bytes": 10_000, "head": "é" * EVIDENCE_CHARS, "truncated": True}
+    # Then its size is counted in bytes and its head is bounded like a refused job's, once JSON-encoded (é is \u00e9)
+    assert kept == {"bytes": 10_000, "head": "é" * (EVIDENCE_CHARS // 6), "truncated": True}
     assert head("short") == {"bytes": 5, "head": "short", "truncated": False}
 
 

@@ -161,6 +161,6 @@ def test_the_header_check_of_a_huge_png_does_not_decode_its_pixels(tmp_path: Pat
 def test_a_png_exif_orientation_before_the_pixels_is_read_without_decoding() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6
-    data = _save(Image.new("RGB", (40, 20), "red"), "PNG", exif=exif.tobytes())
+    data = _save(Image.new("RGB", (160, 80), "red"), "PNG", exif=exif.tobytes())
     facts = inspect(data, MAX_PIXELS)
     assert facts.orientation == 6 and not facts.usable_as_is()

@@ -19,7 +19,9 @@ from typing import Any
 
 TAKE_SCRIPT = """
 -- KEYS[1] unacked hash, KEYS[2] unacked index, KEYS[3..] the queue keys in the order to try.
--- ARGV[1] the time to index the message at, ARGV[2] the largest entry worth decoding.
+-- ARGV[1] the time to index the message at, ARGV[2] the largest entry worth decoding, ARGV[3] how much of a larger
+-- one to send: the worker refuses it from its length, so it never holds the whole of it (a 200 MB entry costs no
+-- 200 MB of worker memory).
 -- The entry is read, recorded, and only then popped: a write Redis refuses (out of memory on Redis 6) aborts the
 -- script before the pop, leaving the message queued rather than popped and lost.
 -- The first non-empty queue key is found by halving with multi-key EXISTS: 1 + log2(n) commands instead of one
@@ -52,6 +54,9 @@ if #item <= tonumber(ARGV[2]) then
   end
 end
 redis.call('RPOP', queue)
+if #item > tonumber(ARGV[2]) then
+  return {queue, string.sub(item, 1, tonumber(ARGV[3]) or 16384), tag, #item}
+end
 return {queue, item, tag}
 """
 

@@ -41,7 +41,7 @@ from worker.broker.options import (
     MAX_MESSAGE_BYTES_OPTION,
 )
 from worker.broker.take import TAKE_SCRIPT, TAKE_SHA, Waker
-from worker.envelopes import dead_letter, head, refusal
+from worker.envelopes import EVIDENCE_CHARS, dead_letter, head, refusal
 
 log = logging.getLogger("facequeue.worker")
 
@@ -78,16 +78,20 @@ class Channel(kombu_redis.Channel):
     def _option(self, name: str, default: int) -> int:
         return int((self.connection.client.transport_options or {}).get(name, default))
 
-    def keep_refused(self, raw: bytes | str, queue: str, code: str, reason: str) -> None:
-        """Log a refused queue entry and keep its first bytes as a dead letter; never raise."""
+    def keep_refused(self, raw: bytes | str, queue: str, code: str, reason: str, size: int | None = None) -> None:
+        """Log a refused queue entry and keep its first bytes as a dead letter; never raise.
+
+        ``size``: the entry's length when ``raw`` is only its head (an oversized entry, sent in part by take.py)."""
         # The same dead letter as a refused job's (worker/envelopes.py), its evidence the entry's first characters.
         letter_id = f"refused-{uuid.uuid4().hex}"
-        evidence = {"queue": queue, **head(_text(raw), len(raw))}
+        partial = size is not None
+        size = len(raw) if size is None else size
+        evidence = {"queue": queue, **head(_text(raw), size, partial=partial)}
         letter = dead_letter(refusal(letter_id, _operation_of(queue), code, reason), evidence)
         log.error(
             "queue %s: entry of %d bytes refused (%s: %s); kept as dead letter %s",
             queue,
-            len(raw),
+            size,
             code,
             reason,
             letter_id,
@@ -112,17 +116,21 @@ class Channel(kombu_redis.Channel):
         except RedisError as exc:  # the log line above is then the only evidence; the worker carries on
             log.error("dead letter %s not stored: %s", letter_id, str(exc)[:200])
 
-    def _parse(self, item: bytes, queue: str) -> dict[str, Any] | None:
-        """The queue entry as kombu's payload dict, or None when it was refused."""
+    def _parse(self, item: bytes, queue: str, size: int | None = None) -> dict[str, Any] | None:
+        """The queue entry as kombu's payload dict, or None when it was refused.
+
+        ``size`` is the entry's length when the take script sent only its head: an entry past the size limit is
+        refused from its length, never read whole.
+        """
         limit = self._option(MAX_MESSAGE_BYTES_OPTION, 8 * 2**20)
-        if len(item) > limit:
-            reason = f"a task message is at most {limit} bytes; this one had {len(item)}"
-            self.keep_refused(item, queue, "MessageTooLarge", reason)
+        if size is not None or len(item) > limit:
+            reason = f"a task message is at most {limit} bytes; this one had {len(item) if size is None else size}"
+            self.keep_refused(item, queue, "MessageTooLarge", reason, size)
             return None
         try:
             payload = loads(_text(item))  # type: ignore[no-untyped-call]  # kombu's JSON, as kombu reads it
-        except ValueError as exc:
-            self.keep_refused(item, queue, "MalformedMessage", f"not JSON: {exc}")
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python's stack allows
+            self.keep_refused(item, queue, "MalformedMessage", f"not JSON: {type(exc).__name__}: {str(exc)[:200]}")
             return None
         if not isinstance(payload, dict) or not isinstance(payload.get("properties"), dict):
             self.keep_refused(item, queue, "MalformedMessage", "not a kombu message (no properties)")
@@ -169,7 +177,9 @@ class Channel(kombu_redis.Channel):
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         limit = self._option(MAX_MESSAGE_BYTES_OPTION, 8 * 2**20)
-        self.client.connection.send_command("EVALSHA", TAKE_SHA, len(keys), *keys, repr(time.time()), limit)
+        # An oversized entry comes back as its head only: enough bytes for the EVIDENCE_CHARS a dead letter keeps.
+        head_bytes = 4 * EVIDENCE_CHARS
+        self.client.connection.send_command("EVALSHA", TAKE_SHA, len(keys), *keys, repr(time.time()), limit, head_bytes)
 
     def _brpop_read(self, **options: Any) -> bool:
         # kombu's _brpop_read (5.4-5.7) for the take script's reply, with the entry parsed by _parse.
@@ -191,13 +201,13 @@ class Channel(kombu_redis.Channel):
             if not reply:
                 self._wait()
                 raise Empty()
-            key, item, tag = reply
+            key, item, tag, *size = reply  # a size comes only with the head of an oversized entry
             dest = _text(key)
             if self.global_keyprefix:
                 dest = dest.removeprefix(self.global_keyprefix)
             dest = dest.rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
-            payload = self._parse(item, dest)
+            payload = self._parse(item, dest, int(size[0]) if size else None)
             if payload is None:
                 if tag:  # refused after the script recorded it: never let kombu redeliver it
                     self.qos._remove_from_indices(_text(tag)).execute()
@@ -295,7 +305,11 @@ class Channel(kombu_redis.Channel):
             # kombu's own callback, with the Message construction (which decodes the body) guarded.
             try:
                 message = self.Message(raw_message, channel=self)  # type: ignore[no-untyped-call]
-            except (ValueError, TypeError, KeyError, KombuError) as exc:  # binascii.Error is a ValueError
+                if not message.body:
+                    # kombu hands an empty body to Celery undecoded (bytes), and Celery's `'args' in message.payload`
+                    # then raises TypeError, an unrecoverable error: the worker would exit (found by make chaos).
+                    raise ValueError("the body decodes to no bytes")
+            except (ValueError, TypeError, KeyError, RecursionError, KombuError) as exc:  # binascii.Error: ValueError
                 self.keep_refused(
                     json.dumps(raw_message, default=str),
                     queue,
