@@ -571,9 +571,8 @@ def _fail_over_during(lines: Any, events: dict[str, dict[str, Any]], master: str
         moves = re.findall(r".*(?:sdown|odown|elected|switch-master).*", logs.stdout + logs.stderr)
         log("sentinel-1 on the failover:\n" + "\n".join(moves))
         # Podman (no systemd) does not apply `restart: unless-stopped` to a killed container: do it by hand, once
-        # every sentinel has moved on. Back sooner, the old master answers as a master (its append-only file)
-        # while a sentinel that has not caught up still names it: in one run the producer read its stale results
-        # stream there, and its stream cursor then skipped results the new master had (docs/compose.md).
+        # every sentinel has moved on, so that no sentinel names the old master while it is back as one. (A client
+        # may still land there: docs/compose.md, "Found by the failover check".)
         podman("start", master)
         rejoined = _wait_for(
             lambda: _replication(master).get("master_link_status") == "up", 120, "the old master to replicate"
