@@ -10,7 +10,7 @@ export FACEQUEUE_REDIS_URL
 # Photos for the demo: portraits that ship inside wheels, plus the project's shared set when it is beside us.
 PHOTOS ?= $(shell $(BIN)/python -m producer.cli.demo_photos 2>/dev/null)
 
-.PHONY: install demo test check test-lowest lint stack-up stack-down bench clean compose-test chaos
+.PHONY: install demo test check test-lowest lint stack-up stack-down bench clean compose-test compose-test-ha chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,12 +75,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The compose stack built and run for real with podman + podman-compose (no Docker engine needed); see docs/compose.md.
-compose-test: $(STAMP)
+# compose-test-ha runs the `ha` profile's failover check instead (docs/compose.md: not yet reliable, so not in CI).
+compose-test compose-test-ha: $(STAMP)
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || \
 	  { echo "installing podman, runc and debootstrap (Debian packages)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }
 	$(BIN)/python -m pip install --quiet 'podman-compose>=1.6,<2'
-	$(BIN)/python scripts/compose_test.py
+	$(BIN)/python scripts/compose_test.py $(if $(filter compose-test-ha,$@),--ha)
 
 # The randomized fault campaign (scripts/chaos.py, docs/chaos.md): minutes, not part of `make test`.
 # CHAOS_ARGS="--seed N --jobs N" replays a seed.

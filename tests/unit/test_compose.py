@@ -37,7 +37,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from local_rekognition.settings import LocalRekognitionSettings
-from producer.settings import ProducerSettings
+from producer.settings import ProducerSettings, RedisSettings
 from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,12 @@ AWS_ENV_EXAMPLE = ROOT / "docker" / "aws.env.example"
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 SETTINGS_CLASSES: list[type[BaseSettings]] = [ProducerSettings, WorkerSettings, LocalRekognitionSettings]
 BIN = Path(sys.executable).parent
-SERVICES = {"redis", "worker", "local-rekognition", "minio", "minio-init", "flower", "producer"}
+DEFAULT_SERVICES = {"redis", "worker", "local-rekognition", "minio", "minio-init", "flower"}
+HA_SERVICES = {"redis-replica", "redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"}
+SENTINEL_SERVICES = sorted(name for name in HA_SERVICES if name.startswith("redis-sentinel-"))
+SERVICES = DEFAULT_SERVICES | HA_SERVICES | {"producer"}
+# The services that talk to Redis from facequeue code, and so follow the sentinels when the `ha` profile is on.
+REDIS_CLIENTS = ("worker", "flower", "producer")
 
 
 def _load_requirements_script() -> Any:
@@ -406,6 +411,153 @@ def test_published_ports_listen_on_loopback_only() -> None:
     for name, service in compose()["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+# --- The `ha` profile: Redis under Sentinel ---------------------------------------------------------------------
+
+
+def sentinel_argv(service: Mapping[str, Any], conf: Path) -> list[str]:
+    """What a sentinel service's command hands redis-server, run by a real `sh` with a stand-in redis-server that
+    records its arguments (the config path /data/sentinel.conf moved to ``conf``)."""
+    command = service["command"]
+    assert command[:2] == ["sh", "-c"], command
+    assert "/data/sentinel.conf" in command[2]
+    script = command[2].replace("/data/sentinel.conf", str(conf))
+    bin_dir = conf.parent / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    recorder = bin_dir / "redis-server"
+    recorder.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > {conf.parent / "argv"}\n')
+    recorder.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", **environment(service)}
+    subprocess.run(["sh", "-c", script, *command[3:]], env=env, check=True, timeout=30)
+    return (conf.parent / "argv").read_text().split("\0")[:-1]
+
+
+def sentinel_config(service: Mapping[str, Any], tmp_path: Path) -> list[list[str]]:
+    """The config lines a sentinel starts with on its container's first start: `--option value ...` groups."""
+    conf = tmp_path / "sentinel.conf"
+    argv = sentinel_argv(service, conf)
+    assert argv[:2] == [str(conf), "--sentinel"], argv
+    # Redis reads a config file it can rewrite: the script creates it.
+    assert conf.exists()
+    lines: list[list[str]] = []
+    for word in argv[2:]:
+        if word.startswith("--"):
+            lines.append([word[2:]])
+        else:
+            assert lines, f"{word!r} before any option"
+            lines[-1].append(word)
+    return lines
+
+
+def sentinel_directives(service: Mapping[str, Any], tmp_path: Path) -> dict[str, list[str]]:
+    """A sentinel's `sentinel <directive> ...` lines by directive (each at most once)."""
+    found: dict[str, list[str]] = {}
+    for line in sentinel_config(service, tmp_path):
+        if line[0] == "sentinel":
+            assert line[1] not in found, f"sentinel {line[1]} given twice"
+            found[line[1]] = line[2:]
+    return found
+
+
+def test_the_default_profile_is_the_stack_without_sentinel() -> None:
+    # `docker compose up` starts what it started before the `ha` profile existed, and no sentinel is asked.
+    services = compose()["services"]
+    assert {name for name, service in services.items() if not service.get("profiles")} == DEFAULT_SERVICES
+    for name in REDIS_CLIENTS:
+        env = environment(services[name])
+        assert env["FACEQUEUE_REDIS_SENTINELS"] == ""
+        assert WorkerSettings(redis_url=env["FACEQUEUE_REDIS_URL"], redis_sentinels="").redis_sentinels == []  # type: ignore[arg-type]
+    for name in HA_SERVICES:
+        assert services[name]["profiles"] == ["ha"], name
+
+
+def test_the_replica_follows_redis_with_the_same_durability() -> None:
+    services = compose()["services"]
+    redis, replica = services["redis"], services["redis-replica"]
+    assert replica["image"] == redis["image"]
+    command = replica["command"]
+    assert command[command.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    # After a failover it is the master: the same append-only file, memory limit and noeviction as `redis`.
+    for option in ("--appendonly", "--maxmemory", "--maxmemory-policy"):
+        assert command[command.index(option) + 1] == redis["command"][redis["command"].index(option) + 1], option
+    assert any(mount.endswith(":/data") for mount in replica["volumes"])
+    # Each server tells its master (and so the sentinels) its service name, not a container address.
+    for name, service in (("redis", redis), ("redis-replica", replica)):
+        command = service["command"]
+        assert command[command.index("--replica-announce-ip") + 1] == name
+    assert replica["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert "master_link_status:up" in " ".join(replica["healthcheck"]["test"])
+
+
+def test_three_sentinels_watch_redis_under_the_settings_master_name(tmp_path: Path) -> None:
+    services = compose()["services"]
+    master_name = RedisSettings.model_fields["redis_sentinel_master"].default
+    assert len(SENTINEL_SERVICES) == 3
+    for name in SENTINEL_SERVICES:
+        service = services[name]
+        assert service["image"] == services["redis"]["image"]
+        config = sentinel_config(service, tmp_path / name)
+        directives = sentinel_directives(service, tmp_path / name)
+        assert ["port", "26379"] in config
+        # Monitored by service name, handed to clients by service name: a worker reaches what a sentinel names.
+        assert directives["resolve-hostnames"] == ["yes"]
+        assert directives["announce-hostnames"] == ["yes"]
+        assert directives["announce-ip"] == [name]
+        # Quorum 2 of 3: a majority, so one sentinel alone never fails over, and any two can.
+        assert directives["monitor"] == [master_name, "redis", "6379", "2"]
+        for directive in ("down-after-milliseconds", "failover-timeout", "parallel-syncs"):
+            assert directives[directive][0] == master_name, directive
+        down_after_ms = int(directives["down-after-milliseconds"][1])
+        assert 1000 <= down_after_ms < int(directives["failover-timeout"][1])
+        # Healthy only once a failover could be authorised, and asked about the same master.
+        assert f"sentinel ckquorum {master_name}" in " ".join(service["healthcheck"]["test"])
+        assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        assert "ports" not in service  # the host could not reach the servers they name anyway
+
+
+def test_a_sentinel_restarted_keeps_what_it_learnt(tmp_path: Path) -> None:
+    # Given a sentinel whose config file holds what it rewrote after a failover
+    service = compose()["services"]["redis-sentinel-1"]
+    conf = tmp_path / "sentinel.conf"
+    sentinel_argv(service, conf)
+    conf.write_text("sentinel monitor facequeue redis-replica 6379 2\n")
+    # When its container starts again, then it reads that file alone, not the master it was first told about
+    assert sentinel_argv(service, conf) == [str(conf), "--sentinel"]
+
+
+def test_a_renamed_master_is_renamed_everywhere(tmp_path: Path) -> None:
+    # FACEQUEUE_REDIS_SENTINEL_MASTER in .env reaches the containers (env_file) and the sentinels' config alike.
+    services = compose({"FACEQUEUE_REDIS_SENTINEL_MASTER": "orders"})["services"]
+    for name in SENTINEL_SERVICES:
+        directives = sentinel_directives(services[name], tmp_path / name)
+        assert directives["monitor"][0] == directives["down-after-milliseconds"][0] == "orders"
+        assert "ckquorum orders" in " ".join(services[name]["healthcheck"]["test"])
+
+
+def _documented_sentinels() -> str:
+    """The FACEQUEUE_COMPOSE_REDIS_SENTINELS value .env.example tells `ha` users to set."""
+    values = re.findall(r"^#\s+((?:redis-sentinel-\d+:\d+,?)+)$", ENV_EXAMPLE.read_text(), re.M)
+    assert len(values) == 1, values
+    return values[0]
+
+
+def test_the_documented_sentinels_are_the_sentinel_services(tmp_path: Path) -> None:
+    # Given the value .env.example and the docs give for the `ha` profile
+    value = _documented_sentinels()
+    for page in ("compose.md", "high-availability.md"):
+        assert f"FACEQUEUE_COMPOSE_REDIS_SENTINELS={value}" in (ROOT / "docs" / page).read_text(), page
+    # When Compose hands it to the containers that talk to Redis
+    services = compose({"FACEQUEUE_COMPOSE_REDIS_SENTINELS": value})["services"]
+    ports = {name: sentinel_config(services[name], tmp_path / name)[0] for name in SENTINEL_SERVICES}
+    for name in REDIS_CLIENTS:
+        env = environment(services[name])
+        settings = WorkerSettings(
+            redis_url=env["FACEQUEUE_REDIS_URL"],
+            redis_sentinels=env["FACEQUEUE_REDIS_SENTINELS"],  # type: ignore[arg-type]
+        )
+        # Then each of them asks exactly the three sentinel services, on the port each listens on
+        assert settings.redis_sentinels == [(s, int(ports[s][1])) for s in SENTINEL_SERVICES], name
 
 
 # --- Environment variables --------------------------------------------------------------------------------------
