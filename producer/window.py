@@ -24,7 +24,8 @@ CHUNK_SHARE = 16
 buffer and the stored values; used_memory_peak shows it)."""
 HEADROOM_SHARE = 8
 """Stored images fill at most 7/8 of the window: the rest is for what Redis holds for a moment besides them (a
-chunk being read, blobs being sent to workers, the batch's results), so Redis grows by at most about the window."""
+chunk being read and its AOF copy, blobs being sent to workers, allocator rounding), so Redis grows by at most about
+the window besides the batch's results, which grow with the batch and are sized apart (docs/big-batches.md)."""
 
 
 class Wait:

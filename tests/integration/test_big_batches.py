@@ -45,6 +45,23 @@ def used_memory(client: redis.Redis) -> tuple[int, int]:
     return int(info["used_memory"]), int(info["used_memory_peak"])
 
 
+# The windowed batches' Redis keeps its append-only file but writes it without fsync. Under `appendfsync everysec`
+# Redis postpones its AOF writes for up to 2 s while the previous fsync is still running, and holds every write
+# meanwhile in its AOF buffer: on this loaded machine that was 2.5-6 MiB of photos at the peak (19.6 and 22.7 MiB of
+# growth for a 16 MiB window; Redis less its AOF buffer never passed 16.5). That is the disk's backlog, which Redis
+# does not count against maxmemory and no producer can bound (docs/big-batches.md); without the fsync the buffer
+# holds one event loop's writes, a chunk, which the window's headroom covers.
+WINDOW_REDIS = ("--appendfsync", "no")
+
+
+def window_growth(client: redis.Redis, before: int) -> tuple[int, int]:
+    """Redis's peak growth over ``before``, and the growth the batch left behind once its images are gone: its
+    results, which stay for FACEQUEUE_RESULT_TTL_S whatever the window (the docs size maxmemory for them apart)."""
+    assert blob_keys(client) == set(), "every image is released with its job's result"
+    after, peak = used_memory(client)
+    return peak - before, after - before
+
+
 def blob_keys(client: redis.Redis) -> set[str]:
     """Every image blob in Redis (not their reference counters)."""
     return {k.decode() for k in client.scan_iter("facequeue:blob:*", count=1000) if not k.endswith(b":refs")}
@@ -113,7 +130,7 @@ def test_a_batch_far_larger_than_the_window_runs_within_it(
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given a fresh Redis (its used_memory_peak then covers only this batch), a slow worker, and a window of 16 MiB
-    server = start_redis()
+    server = start_redis(*WINDOW_REDIS)
     client = redis.Redis.from_url(server.url)
     queue = f"window-{uuid.uuid4().hex[:8]}"
     standin = start_standin("--delay-ms", "30")
@@ -138,10 +155,13 @@ def test_a_batch_far_larger_than_the_window_runs_within_it(
         handle = fq.submit_many(lazily(), batch_id=batch_id)
         results = fq.wait(handle.batch_id, timeout_s=240)
 
-    # Then every job succeeded, Redis never held more than the window + 10 %, and the input was streamed
+    # Then every job succeeded, Redis never held more than the window + 10 % besides the results, and the input was
+    # streamed
     assert len(results) == 200 and all(r.status is JobStatus.SUCCEEDED for r in results)
-    _, peak = used_memory(client)
-    assert peak - before <= 1.1 * window, f"Redis grew by {(peak - before) / MIB:.1f} MiB; window {window / MIB} MiB"
+    grew, kept = window_growth(client, before)
+    assert grew - kept <= 1.1 * window, (
+        f"Redis grew by {grew / MIB:.1f} MiB, {kept / MIB:.1f} of them results; window {window / MIB} MiB"
+    )
     per_window = window // len(images[0]) + 1
     assert max(ahead) <= 2 * per_window, f"read {max(ahead)} photos ahead of the results"
 
@@ -292,7 +312,7 @@ def test_the_asyncio_client_keeps_to_the_window_too(
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given a fresh Redis, a slow worker, and a window of 16 MiB
-    server = start_redis()
+    server = start_redis(*WINDOW_REDIS)
     client = redis.Redis.from_url(server.url)
     queue = f"awindow-{uuid.uuid4().hex[:8]}"
     standin = start_standin("--delay-ms", "30")
@@ -309,7 +329,9 @@ def test_the_asyncio_client_keeps_to_the_window_too(
 
     # When the batch is submitted from asyncio code
     results = asyncio.run(scenario())
-    # Then every job succeeded and Redis never held more than the window + 10 %
+    # Then every job succeeded and Redis never held more than the window + 10 % besides the results
     assert len(results) == 160 and all(r.status is JobStatus.SUCCEEDED for r in results)
-    _, peak = used_memory(client)
-    assert peak - before <= 1.1 * window, f"Redis grew by {(peak - before) / MIB:.1f} MiB; window {window / MIB} MiB"
+    grew, kept = window_growth(client, before)
+    assert grew - kept <= 1.1 * window, (
+        f"Redis grew by {grew / MIB:.1f} MiB, {kept / MIB:.1f} of them results; window {window / MIB} MiB"
+    )
