@@ -267,9 +267,11 @@ class Answer:
 
 
 async def _read(deps: Deps, admitted: Sequence[Admitted | ResultEnvelope]) -> dict[str, bytes | None]:
-    """The load stage's one round trip: every key the message's jobs read before they run, in one MGET."""
+    """The load stage's one round trip: every key the message's jobs read before they run, in one MGET (shared with
+    the messages that read in the same loop turn)."""
     keys = list({key: None for job in admitted if isinstance(job, Admitted) for key in job.keys})
-    return dict(zip(keys, await deps.redis.mget(keys), strict=True)) if keys else {}
+    mget = deps.reads.mget if deps.reads is not None else deps.redis.mget
+    return dict(zip(keys, await mget(keys), strict=True)) if keys else {}
 
 
 async def _load(admitted: Admitted, reads: JobReads, deps: Deps) -> tuple[dict[str, Any] | None, bool, str | None]:
