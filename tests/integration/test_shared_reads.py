@@ -37,7 +37,9 @@ def test_jobs_of_different_messages_starting_together_share_one_read(start_redis
 
     async def all_at_once() -> list[ResultEnvelope]:
         deps, publisher = runtime.deps, runtime.publisher
-        return await asyncio.gather(*(process(p, Operation.DETECT_FACES, p["job_id"], deps, publisher) for p in payloads))
+        return await asyncio.gather(
+            *(process(p, Operation.DETECT_FACES, p["job_id"], deps, publisher) for p in payloads)
+        )
 
     # When they all start in the same loop turn, as messages handed to a busy loop do
     try:
