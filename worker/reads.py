@@ -11,15 +11,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from producer.contract import MAX_JOBS_PER_MESSAGE
+
+KEYS_PER_READ = 4 * MAX_JOBS_PER_MESSAGE
+"""A shared MGET is sent once it holds this many keys: about what a packed message reads (each job's result key,
+image blob, cache and journal entries), so that no job waits behind a whole turn's worth of other jobs' images (up
+to FACEQUEUE_MAX_IMAGE_BYTES each)."""
+
 _Pending = tuple[list[str], "asyncio.Future[list[bytes | None]]"]
 
 
 class CoalescedReads:
-    """One MGET per event-loop turn for the keys of every job that reads in it."""
+    """One MGET per event-loop turn (or per KEYS_PER_READ keys) for the keys of every job that reads in it."""
 
     def __init__(self, redis: Any) -> None:
         self._redis = redis
         self._pending: list[_Pending] = []
+        self._pending_keys = 0
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def mget(self, keys: list[str]) -> list[bytes | None]:
@@ -27,13 +35,18 @@ class CoalescedReads:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[list[bytes | None]] = loop.create_future()
         self._pending.append((keys, answer))
+        self._pending_keys += len(keys)
         if len(self._pending) == 1:
             # Runs after every callback already queued for this turn: the jobs started in it all join.
             loop.call_soon(self._flush)
+        if self._pending_keys >= KEYS_PER_READ:
+            self._flush()
         return await answer
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+        batch, self._pending, self._pending_keys = self._pending, [], 0
+        if not batch:  # flushed already, when the batch filled up
+            return
         task = asyncio.ensure_future(self._send(batch))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
