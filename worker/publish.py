@@ -7,7 +7,6 @@ first envelope back, so Celery's result backend agrees with the stream.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -15,9 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
-from producer.connection import RedisTarget, check_replicated, wait_command
+from producer.connection import RedisTarget
 from producer.contract import (
     DEAD_LETTERS_KEY,
     BlobImage,
@@ -32,6 +29,7 @@ from producer.contract import (
     result_key,
 )
 from worker.cache import CacheEntry
+from worker.coalesce import CoalescedScript
 from worker.envelopes import dead_letter
 
 _PUBLISH = """
@@ -114,97 +112,6 @@ class CeleryResult:
         return '{"status": "SUCCESS", "result": ', ", " + json.dumps(tail)[1:]
 
 
-class _Coalesced:
-    """Runs the publish script for every job that publishes in the same event-loop turn as one pipeline.
-
-    Jobs of a message tend to finish together; one round trip for all of them saves each its own connection
-    checkout, socket write and read (~5% of the loop's CPU per job, bench/README.md). Each job still gets its own
-    answer or error. A pipeline that hits a dropped connection is sent again whole, which is safe because the
-    script publishes nothing twice (SET NX), and an entry Redis answers NOSCRIPT (its script cache was emptied by a
-    restart) runs again on its own, loading the script.
-    """
-
-    def __init__(self, redis: Any, script: Any, durable: RedisTarget | None = None) -> None:
-        self._redis = redis
-        self._script = script
-        # Durable writes (FACEQUEUE_REDIS_WAIT_REPLICAS): every round trip ends with WAIT, on the same connection.
-        self._durable = durable if durable is not None and wait_command(durable) else None
-        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
-        self._flushing: set[asyncio.Task[None]] = set()
-
-    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        """Run the script for one job, sharing the round trip with the others of this loop turn."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((keys, args, answer))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
-        return await answer
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
-
-    async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            if self._durable is not None:
-                results = await self._send_durable(batch, self._durable)
-            elif len(batch) == 1:
-                keys, args, _ = batch[0]
-                results = [await self._script(keys=keys, args=args)]
-            else:
-                pipe = self._redis.pipeline(transaction=False)
-                for keys, args, _ in batch:
-                    pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-                results = await pipe.execute(raise_on_error=False)
-                for i, result in enumerate(results):
-                    if isinstance(result, NoScriptError):
-                        results[i] = await self._script(keys=batch[i][0], args=batch[i][1])
-        except BaseException as exc:  # every job of the round trip learns it failed, and retries or fails on its own
-            for _, _, answer in batch:
-                if not answer.done():
-                    # A cancelled flush (the loop closing) cancels its waiters rather than leaving them waiting.
-                    answer.cancel() if isinstance(exc, asyncio.CancelledError) else answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self._answer(batch, results)
-
-    async def _send_durable(
-        self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]], target: RedisTarget
-    ) -> list[Any]:
-        """The batch's scripts and a WAIT in one pipeline; NotReplicatedError when too few replicas confirm them."""
-        for attempt in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for keys, args, _ in batch:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            pipe.execute_command(*wait_command(target))  # type: ignore[misc]
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            *results, acknowledged = replies
-            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                # A new master (a failover) or a restart emptied the script cache: load it and send the batch again,
-                # which publishes nothing twice (SET NX), so that the WAIT covers every write on one connection.
-                await self._redis.script_load(_PUBLISH)
-                continue
-            if isinstance(acknowledged, Exception):
-                raise acknowledged
-            check_replicated(target, acknowledged, f"publishing {len(batch)} results")
-            return results
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _answer(batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]], results: list[Any]) -> None:
-        for (_, _, answer), result in zip(batch, results, strict=True):
-            if answer.done():  # its job was cancelled meanwhile; the publish itself went through
-                continue
-            if isinstance(result, Exception):
-                answer.set_exception(result)
-            else:
-                answer.set_result(result)
-
-
 class Publisher:
     """Publishes envelopes through one registered Lua script, pipelined across jobs that publish together."""
 
@@ -212,7 +119,7 @@ class Publisher:
         self, redis: Any, *, stream: str, stream_maxlen: int, ttl_s: int, durable: RedisTarget | None = None
     ) -> None:
         self._redis = redis
-        self._script = _Coalesced(redis, redis.register_script(_PUBLISH), durable)
+        self._script = CoalescedScript(redis, redis.register_script(_PUBLISH), durable)
         self._stream = stream
         self._maxlen = stream_maxlen
         self._ttl_s = ttl_s

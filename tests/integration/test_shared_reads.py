@@ -1,5 +1,5 @@
 """Single-job messages that start in the same event-loop turn share the load stage's MGET (worker/reads.py), and
-each still reads its own keys (issue 21, fleet cost)."""
+each still reads its own keys; callers asking for rate slots together share the round trip (issue 21, fleet cost)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Callable
 
 import redis
+import redis.asyncio as aredis
 
 from producer.contract import JobStatus, Operation, ResultEnvelope, blob_key
 from tests.fixtures.redis import RedisServer
 from worker.pipeline import process
 from worker.runtime import Runtime
 from worker.settings import WorkerSettings
+from worker.throttle import AdaptiveRate, Ticket
 
 
 def test_jobs_of_different_messages_starting_together_share_one_read(start_redis: Callable[..., RedisServer]) -> None:
@@ -55,3 +57,26 @@ def test_jobs_of_different_messages_starting_together_share_one_read(start_redis
     # blobs), about what a packed message reads
     stats = client.info("commandstats")
     assert stats["cmdstat_mget"]["calls"] == 2, stats["cmdstat_mget"]
+
+
+def test_callers_asking_for_rate_slots_together_share_one_round_trip(start_redis: Callable[..., RedisServer]) -> None:
+    # Given a fresh Redis and a worker's shared rate on a fresh connection pool
+    server = start_redis()
+    client = redis.Redis.from_url(server.url)
+    opened = int(client.info("stats")["total_connections_received"])
+
+    async def ask_together() -> list[Ticket]:
+        pool = aredis.Redis.from_url(server.url)
+        rate = AdaptiveRate(pool, {"DetectFaces": 1000})
+        try:
+            return await asyncio.gather(*(rate.reserve("DetectFaces") for _ in range(30)))
+        finally:
+            await pool.aclose()
+
+    # When 30 callers ask for a slot in the same loop turn
+    tickets = asyncio.run(ask_together())
+    # Then each got its own slot, in the order they asked (one schedule advanced 30 times)
+    assert all(t.granted for t in tickets)
+    assert [t.at_s for t in tickets] == sorted(t.at_s for t in tickets) and len({t.at_s for t in tickets}) == 30
+    # And they shared one connection, one round trip, rather than a connection each
+    assert int(client.info("stats")["total_connections_received"]) - opened == 1
