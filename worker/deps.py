@@ -8,6 +8,7 @@ from typing import Any
 
 from worker.cache import ResponseCache
 from worker.errors import ShuttingDown
+from worker.reads import CoalescedReads
 from worker.settings import WorkerSettings
 from worker.throttle import AdaptiveRate
 from worker.unpublished import Unpublished
@@ -24,6 +25,8 @@ class Deps:
     limiter: AdaptiveRate | None = None
     cache: ResponseCache | None = None
     worker: str = ""
+    reads: CoalescedReads | None = None
+    """The load stage's MGET, shared by the jobs that read in the same loop turn (else one MGET a message)."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the worker shuts down: waiting jobs give their message back instead of holding the shutdown."""
     unpublished: Unpublished = field(default_factory=Unpublished)

@@ -54,7 +54,7 @@ from worker.deps import Deps
 from worker.envelopes import envelope_for, evidence, refusal
 from worker.errors import ShuttingDown
 from worker.images import JobReads, blob_identity, check_allowed, identity, rekognition_image
-from worker.publish import Publisher
+from worker.publish import CeleryResult, Publisher
 
 _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
 
@@ -62,13 +62,21 @@ _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
 # --- the path ---
 
 
-async def process(payload: Any, operation: Operation, task_id: str, deps: Deps, publisher: Publisher) -> ResultEnvelope:
-    """Handle one task message for ``operation`` and return the envelope that stands for it."""
+async def process(
+    payload: Any,
+    operation: Operation,
+    task_id: str,
+    deps: Deps,
+    publisher: Publisher,
+    celery: CeleryResult | None = None,
+) -> ResultEnvelope:
+    """Handle one task message for ``operation`` and return the envelope that stands for it (with ``celery``, the
+    publish also writes Celery's result for the task)."""
     payload = named(payload, task_id)
     admitted = admit(payload, operation, task_id, deps)
     if isinstance(admitted, ResultEnvelope):
-        return await publish_refusal(deps, publisher, admitted, payload)
-    return await _carry(admitted, await _read(deps, [admitted]), deps, publisher)
+        return await publish_refusal(deps, publisher, admitted, payload, celery)
+    return await _carry(admitted, await _read(deps, [admitted]), deps, publisher, celery)
 
 
 async def process_many(
@@ -117,7 +125,11 @@ async def process_many(
 
 
 async def _carry(
-    admitted: Admitted, values: Mapping[str, bytes | None], deps: Deps, publisher: Publisher
+    admitted: Admitted,
+    values: Mapping[str, bytes | None],
+    deps: Deps,
+    publisher: Publisher,
+    celery: CeleryResult | None = None,
 ) -> ResultEnvelope:
     """Carry an admitted job, whose keys were read into ``values``, top to bottom; publish it once."""
     existing = values.get(admitted.keys[0])  # the result key, read first
@@ -127,9 +139,9 @@ async def _carry(
     kept = deps.unpublished.take(admitted.job.job_id)
     if kept is not None:
         # Paid for on an earlier delivery whose publish Redis refused: publish that answer, never pay twice.
-        return await _publish(deps, publisher, kept.envelope, admitted.payload, admitted, kept.cache)
+        return await _publish(deps, publisher, kept.envelope, admitted.payload, admitted, kept.cache, celery)
     answer = await _answer(admitted, values, deps)
-    return await _publish(deps, publisher, answer.envelope, admitted.payload, admitted, answer.cache)
+    return await _publish(deps, publisher, answer.envelope, admitted.payload, admitted, answer.cache, celery)
 
 
 # --- admit ---
@@ -260,9 +272,11 @@ class Answer:
 
 
 async def _read(deps: Deps, admitted: Sequence[Admitted | ResultEnvelope]) -> dict[str, bytes | None]:
-    """The load stage's one round trip: every key the message's jobs read before they run, in one MGET."""
+    """The load stage's one round trip: every key the message's jobs read before they run, in one MGET (shared with
+    the messages that read in the same loop turn)."""
     keys = list({key: None for job in admitted if isinstance(job, Admitted) for key in job.keys})
-    return dict(zip(keys, await deps.redis.mget(keys), strict=True)) if keys else {}
+    mget = deps.reads.mget if deps.reads is not None else deps.redis.mget
+    return dict(zip(keys, await mget(keys), strict=True)) if keys else {}
 
 
 async def _load(admitted: Admitted, reads: JobReads, deps: Deps) -> tuple[dict[str, Any] | None, bool, str | None]:
@@ -382,12 +396,14 @@ async def _publish(
     payload: Any,
     admitted: Admitted | None,
     cache: CacheEntry | None = None,
+    celery: CeleryResult | None = None,
 ) -> ResultEnvelope:
     """Publish once (with the job's fresh cache entry, if any); return the envelope that stands."""
     blobs = admitted.blobs if admitted is not None else ()
     kept = payload if admitted is not None else evidence(payload)  # a refused payload may be megabytes of anything
     try:
-        standing, _ = await publisher.publish(envelope, kept, blobs, cache, admitted is not None and admitted.journaled)
+        journaled = admitted is not None and admitted.journaled
+        standing, _ = await publisher.publish(envelope, kept, blobs, cache, journaled, celery)
     except RedisError:
         if admitted is not None:
             deps.unpublished.keep(envelope, cache)
@@ -395,9 +411,11 @@ async def _publish(
     return standing
 
 
-async def publish_refusal(deps: Deps, publisher: Publisher, refused: ResultEnvelope, payload: Any) -> ResultEnvelope:
+async def publish_refusal(
+    deps: Deps, publisher: Publisher, refused: ResultEnvelope, payload: Any, celery: CeleryResult | None = None
+) -> ResultEnvelope:
     """Publish the refusal of a task argument that is no job of the contract, keeping bounded evidence of it."""
-    return await _publish(deps, publisher, refused, payload, None)
+    return await _publish(deps, publisher, refused, payload, None, celery=celery)
 
 
 async def dead_letter_refused(

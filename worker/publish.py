@@ -7,14 +7,14 @@ first envelope back, so Celery's result backend agrees with the stream.
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
-from producer.connection import RedisTarget, check_replicated, wait_command
+from producer.connection import RedisTarget
 from producer.contract import (
     DEAD_LETTERS_KEY,
     BlobImage,
@@ -29,6 +29,7 @@ from producer.contract import (
     result_key,
 )
 from worker.cache import CacheEntry
+from worker.coalesce import CoalescedScript
 from worker.envelopes import dead_letter
 
 _PUBLISH = """
@@ -36,16 +37,18 @@ _PUBLISH = """
 -- the batch hash and its stream, the response-cache key, the job's journal key. Only real key names are passed, so
 -- a Redis user limited to facequeue's key patterns can run it (an empty name is a key it may not touch).
 -- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel, dead letter JSON ('' unless failed),
--- cached response JSON, cache ttl seconds, which optional keys follow ('b' batch, 'c' cache, 'j' journal), then the
--- job's blob keys to release (succeeded jobs only: a dead letter keeps its image for a retry)
+-- cached response JSON, cache ttl seconds, which optional keys follow ('b' batch, 'c' cache, 'j' journal, 'm' Celery's
+-- result meta), the JSON before and after the envelope in Celery's meta ('' without 'm'), then the job's blob keys to
+-- release (succeeded jobs only: a dead letter keeps its image for a retry)
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
 end
 local k = 5
-local batch, batch_stream, cache, journal
+local batch, batch_stream, cache, journal, meta
 if string.find(ARGV[10], 'b', 1, true) then batch, batch_stream, k = KEYS[k], KEYS[k + 1], k + 2 end
 if string.find(ARGV[10], 'c', 1, true) then cache, k = KEYS[k], k + 1 end
-if string.find(ARGV[10], 'j', 1, true) then journal = KEYS[k] end
+if string.find(ARGV[10], 'j', 1, true) then journal, k = KEYS[k], k + 1 end
+if string.find(ARGV[10], 'm', 1, true) then meta = KEYS[k] end
 if cache then
   redis.call('SET', cache, ARGV[8], 'NX', 'EX', ARGV[9])
 end
@@ -53,7 +56,7 @@ if journal then
   -- The answer it recorded before publishing has done its job: the result key now stands for it.
   redis.call('DEL', journal)
 end
-for i = 11, #ARGV do
+for i = 13, #ARGV do
   if redis.call('DECR', ARGV[i] .. ':refs') <= 0 then
     redis.call('DEL', ARGV[i], ARGV[i] .. ':refs')
   end
@@ -71,99 +74,42 @@ if batch then
   redis.call('EXPIRE', batch_stream, ARGV[2])
 end
 redis.call('PUBLISH', ARGV[6], ARGV[3])
+if meta then
+  -- What Celery's Redis backend sends for a task's return value (SETEX, then PUBLISH on the key's channel, which
+  -- AsyncResult.get() listens to), written here once, with the result it reports.
+  local value = ARGV[11] .. ARGV[1] .. ARGV[12]
+  redis.call('SET', meta, value, 'EX', ARGV[2])
+  redis.call('PUBLISH', meta, value)
+end
 return 1
 """
 
 
-class _Coalesced:
-    """Runs the publish script for every job that publishes in the same event-loop turn as one pipeline.
+@dataclass
+class CeleryResult:
+    """Celery's result of a single-job message, for the publish script to write with the job's own result.
 
-    Jobs of a message tend to finish together; one round trip for all of them saves each its own connection
-    checkout, socket write and read (~5% of the loop's CPU per job, bench/README.md). Each job still gets its own
-    answer or error. A pipeline that hits a dropped connection is sent again whole, which is safe because the
-    script publishes nothing twice (SET NX), and an entry Redis answers NOSCRIPT (its script cache was emptied by a
-    restart) runs again on its own, loading the script.
+    Celery's Redis backend would store the task's return value after the task: a GET (it never overwrites a
+    SUCCESS), then MULTI SETEX PUBLISH EXEC, two round trips a job. Written by the script instead, the meta appears
+    in the same atomic step as the result it reports, and only when that step publishes; ``written`` tells the
+    task so, and the task then asks Celery to store nothing (tasks.py). When the result was already published (a
+    redelivery, a second message for the same job id), Celery's backend stores it as before.
     """
 
-    def __init__(self, redis: Any, script: Any, durable: RedisTarget | None = None) -> None:
-        self._redis = redis
-        self._script = script
-        # Durable writes (FACEQUEUE_REDIS_WAIT_REPLICAS): every round trip ends with WAIT, on the same connection.
-        self._durable = durable if durable is not None and wait_command(durable) else None
-        self._pending: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
-        self._flushing: set[asyncio.Task[None]] = set()
+    key: str
+    """Celery's result key for the task, ``celery-task-meta-<task id>`` (the backend's own key prefix)."""
+    task_id: str
+    written: bool = False
 
-    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        """Run the script for one job, sharing the round trip with the others of this loop turn."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((keys, args, answer))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
-        return await answer
+    def around(self) -> tuple[str, str]:
+        """The JSON before and after the envelope in the meta Celery's backend writes for a task's return value.
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
-
-    async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            if self._durable is not None:
-                results = await self._send_durable(batch, self._durable)
-            elif len(batch) == 1:
-                keys, args, _ = batch[0]
-                results = [await self._script(keys=keys, args=args)]
-            else:
-                pipe = self._redis.pipeline(transaction=False)
-                for keys, args, _ in batch:
-                    pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-                results = await pipe.execute(raise_on_error=False)
-                for i, result in enumerate(results):
-                    if isinstance(result, NoScriptError):
-                        results[i] = await self._script(keys=batch[i][0], args=batch[i][1])
-        except BaseException as exc:  # every job of the round trip learns it failed, and retries or fails on its own
-            for _, _, answer in batch:
-                if not answer.done():
-                    # A cancelled flush (the loop closing) cancels its waiters rather than leaving them waiting.
-                    answer.cancel() if isinstance(exc, asyncio.CancelledError) else answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self._answer(batch, results)
-
-    async def _send_durable(
-        self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]], target: RedisTarget
-    ) -> list[Any]:
-        """The batch's scripts and a WAIT in one pipeline; NotReplicatedError when too few replicas confirm them."""
-        for attempt in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for keys, args, _ in batch:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            pipe.execute_command(*wait_command(target))  # type: ignore[misc]
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            *results, acknowledged = replies
-            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                # A new master (a failover) or a restart emptied the script cache: load it and send the batch again,
-                # which publishes nothing twice (SET NX), so that the WAIT covers every write on one connection.
-                await self._redis.script_load(_PUBLISH)
-                continue
-            if isinstance(acknowledged, Exception):
-                raise acknowledged
-            check_replicated(target, acknowledged, f"publishing {len(batch)} results")
-            return results
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _answer(batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]], results: list[Any]) -> None:
-        for (_, _, answer), result in zip(batch, results, strict=True):
-            if answer.done():  # its job was cancelled meanwhile; the publish itself went through
-                continue
-            if isinstance(result, Exception):
-                answer.set_exception(result)
-            else:
-                answer.set_result(result)
+        The same fields as ``BaseBackend._get_result_meta`` for SUCCESS, without a group, parent, children or
+        ``result_extended`` (tasks.py leaves those messages to Celery), dated now in UTC as Celery's ``app.now()``.
+        """
+        date_done = datetime.now(UTC).isoformat()
+        tail: dict[str, Any] = {"traceback": None, "children": [], "date_done": date_done, "task_id": self.task_id}
+        return '{"status": "SUCCESS", "result": ', ", " + json.dumps(tail)[1:]
 
 
 class Publisher:
@@ -173,7 +119,7 @@ class Publisher:
         self, redis: Any, *, stream: str, stream_maxlen: int, ttl_s: int, durable: RedisTarget | None = None
     ) -> None:
         self._redis = redis
-        self._script = _Coalesced(redis, redis.register_script(_PUBLISH), durable)
+        self._script = CoalescedScript(redis, redis.register_script(_PUBLISH), durable)
         self._stream = stream
         self._maxlen = stream_maxlen
         self._ttl_s = ttl_s
@@ -185,13 +131,15 @@ class Publisher:
         release: Sequence[BlobImage] = (),
         cache: CacheEntry | None = None,
         journaled: bool = False,
+        celery: CeleryResult | None = None,
     ) -> tuple[ResultEnvelope, bool]:
         """Publish unless already published; return the envelope that stands and whether this call published it.
 
         A failed envelope also becomes a dead letter, kept with ``job`` (the job as received) so it can be retried;
         a succeeded one releases the job's references to the blobs in ``release``, and stores ``cache`` (a fresh
         Rekognition response) in the response cache in the same round trip. ``journaled`` drops the answer the job
-        recorded before publishing (journal.py), now that the result key stands for it.
+        recorded before publishing (journal.py), now that the result key stands for it. ``celery`` is Celery's
+        result for the task, written with this envelope when this call publishes it (``celery.written``).
         """
         batch = envelope.batch_id
         envelope_json = envelope.model_dump_json(exclude_none=True)
@@ -212,6 +160,11 @@ class Publisher:
         if journaled:
             keys.append(journal_key(envelope.job_id))
             present += "j"
+        head, tail = "", ""
+        if celery is not None:
+            keys.append(celery.key)
+            present += "m"
+            head, tail = celery.around()
         args = [
             envelope_json,
             self._ttl_s,
@@ -223,9 +176,13 @@ class Publisher:
             cache.value if cache else "",
             cache.ttl_s if cache else 0,
             present,
+            head,
+            tail,
             *blobs,
         ]
         if await self._script(keys=keys, args=args):
+            if celery is not None:
+                celery.written = True
             return envelope, True
         existing = await self._redis.get(result_key(envelope.job_id))
         return (ResultEnvelope.model_validate_json(existing) if existing else envelope), False

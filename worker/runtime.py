@@ -27,6 +27,7 @@ from producer.contract import MAX_JOBS_PER_MESSAGE
 from worker.cache import ResponseCache
 from worker.deps import Deps
 from worker.publish import Publisher
+from worker.reads import CoalescedReads
 from worker.request_body import install as splice_image_bytes
 from worker.responses import install as check_response_bodies
 from worker.settings import WorkerSettings
@@ -119,6 +120,7 @@ class Runtime:
             ),
             cache=ResponseCache(redis, s.cache_ttl_s),
             worker=self.worker,
+            reads=CoalescedReads(redis),
         )
         return deps, publisher
 

@@ -16,6 +16,7 @@ from worker import broker, metrics
 from worker.app import app
 from worker.errors import ShuttingDown
 from worker.pipeline import dead_letter_refused, process, process_many, refuse
+from worker.publish import CeleryResult
 from worker.runtime import Runtime, get_runtime
 
 log = logging.getLogger("facequeue.worker")
@@ -74,6 +75,19 @@ def unexpected_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
     )
 
 
+def celery_result(task: Task) -> CeleryResult | None:
+    """Celery's result of a single-job message, for the publish script to write, or None where Celery's backend
+    must write it itself: a message that asks for no result, or one whose meta carries more than the return value
+    (a group, a parent, a chord, or ``result_extended``)."""
+    request = task.request
+    if not request.id or getattr(request, "ignore_result", False) or task.app.conf.result_extended:
+        return None
+    if request.group or request.parent_id or request.chord or not hasattr(task.backend, "get_key_for_task"):
+        return None
+    key = task.backend.get_key_for_task(request.id)
+    return CeleryResult(key.decode() if isinstance(key, bytes) else key, request.id)
+
+
 def _shell(operation: Operation) -> Task:
     def run(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any] | list[Any]:
         runtime = get_runtime()
@@ -91,7 +105,12 @@ def _shell(operation: Operation) -> Task:
                     if getattr(self.request, "ignore_result", False):
                         return []
                     return [e.model_dump(mode="json", exclude_none=True) for e in envelopes]
-                envelope = runtime.run(process(job, operation, task_id, deps, publisher))
+                celery = celery_result(self)
+                envelope = runtime.run(process(job, operation, task_id, deps, publisher, celery))
+                if celery is not None and celery.written:
+                    # The publish wrote Celery's result with the job's (bench/README.md: two round trips a job):
+                    # Celery's backend skips a request that asks for no result when it would store the return value.
+                    self.request.ignore_result = True
                 return envelope.model_dump(mode="json", exclude_none=True)
         except ShuttingDown:
             # Back to the queue for another worker; jobs it already published are skipped when it comes round.

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from producer.contract import rate_key
+from worker.coalesce import CoalescedScript
 
 INITIAL_TPS = 10.0
 """Where an operation without a configured quota starts (Rekognition's smallest default quotas are 5-50 TPS)."""
@@ -186,7 +187,8 @@ class AdaptiveRate:
     ) -> None:
         self._redis = redis
         self._endpoint = endpoint_scope(endpoint)
-        self._script = redis.register_script(_SCRIPT)
+        # Callers asking in the same loop turn share a round trip; each still runs the script on its own, in order.
+        self._script = CoalescedScript(redis, redis.register_script(_SCRIPT))
         self._limits = {op: float(tps) for op, tps in (limits_tps or {}).items() if tps > 0}
         self._burst = max(1, burst)
         self.learn = learn

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery.backends.base import BaseBackend
 from celery.worker.consumer import Consumer
 from kombu.common import QoS as PrefetchQoS
 from kombu.transport import redis as kombu_redis
@@ -107,3 +109,13 @@ def test_the_installed_kombu_and_celery_are_inside_the_proven_range() -> None:
     for name, specifier in pins.items():
         installed = Version(importlib.metadata.version(name))
         assert specifier.contains(installed), f"{name} {installed} is outside the pin {specifier}"
+
+
+def test_celery_skips_storing_a_result_whose_request_says_ignore_result() -> None:
+    """worker/tasks.py sets ``request.ignore_result`` once the publish script wrote a job's Celery result: Celery's
+    ``mark_as_done`` must then skip its own store (two round trips a job), and still store it otherwise."""
+    stored: list[str] = []
+    backend = SimpleNamespace(store_result=lambda task_id, *_a, **_k: stored.append(task_id))
+    BaseBackend.mark_as_done(backend, "written", 1, request=SimpleNamespace(ignore_result=True, chord=None))  # type: ignore[arg-type]
+    BaseBackend.mark_as_done(backend, "stored", 1, request=SimpleNamespace(ignore_result=False, chord=None))  # type: ignore[arg-type]
+    assert stored == ["stored"]
