@@ -35,9 +35,25 @@ class Wait:
 WAIT = Wait()
 
 
+STRING_OVERHEAD = 12
+"""What Redis adds to a large string value before allocating it (its sds header and terminator, rounded up)."""
+
+
+def stored_bytes(length: int) -> int:
+    """The memory Redis spends on a string value of ``length`` bytes.
+
+    Redis's allocator (jemalloc) hands out blocks of four sizes per doubling, so a value just past a size class takes
+    up to a quarter more than its length: 262,200 bytes take 320 KiB (measured: 24 % over), and a window that
+    counted lengths let Redis grow past it.
+    """
+    size = length + STRING_OVERHEAD
+    step = 1 << max(0, (size - 1).bit_length() - 3)
+    return -(-size // step) * step
+
+
 def job_bytes(prepared: PreparedJob) -> int:
-    """The image bytes a job puts in Redis (an image shared by several jobs counts for each: a safe overcount)."""
-    return sum(len(data) for data in prepared.blobs.values())
+    """The memory a job's images take in Redis (an image shared by several jobs counts for each: a safe overcount)."""
+    return sum(stored_bytes(len(data)) for data in prepared.blobs.values())
 
 
 @dataclass

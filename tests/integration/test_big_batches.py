@@ -21,6 +21,7 @@ import redis
 from producer import FaceQueue, JobStatus, ProducerSettings, jobs
 from producer.aclient import AsyncFaceQueue
 from producer.contract import Operation, blob_key, queue_for
+from producer.window import Wait, Window, job_bytes
 from testmedia.imaging import distinct_jpegs
 from testmedia.photos import grace_hopper
 from tests.fixtures.aws import s3_client
@@ -334,4 +335,33 @@ def test_the_asyncio_client_keeps_to_the_window_too(
     grew, kept = window_growth(client, before)
     assert grew - kept <= 1.1 * window, (
         f"Redis grew by {grew / MIB:.1f} MiB, {kept / MIB:.1f} of them results; window {window / MIB} MiB"
+    )
+
+
+@pytest.mark.parametrize("photo_bytes", [262_200, 445_000, 1_050_000])
+def test_what_the_window_counts_is_what_redis_spends(start_redis: Callable[..., RedisServer], photo_bytes: int) -> None:
+    # Given a fresh Redis and photos of a size just past one of the allocator's size classes (262,200 bytes lands
+    # in a 320 KiB block: a quarter more than its length)
+    server = start_redis(*WINDOW_REDIS)
+    client = redis.Redis.from_url(server.url)
+    window = Window(max_bytes=16 * MIB, max_jobs=10_000)
+    before, _ = used_memory(client)
+    prepared = (jobs.detect_faces(n.to_bytes(8, "big") * (photo_bytes // 8)) for n in range(10_000))
+
+    # When images are stored as long as the window says they fit (as a producer with no worker running does)
+    for step in window.plan(prepared):
+        if isinstance(step, Wait):
+            break
+        for item in step:
+            for digest, data in item.blobs.items():
+                client.set(blob_key(digest), data)
+            window.add(item.job.job_id, job_bytes(item))
+
+    # Then Redis grew by no more than the window: the images at most 7/8 of it, the rest headroom for what Redis holds
+    # beside them (here the connection's read buffer, about one image)
+    grown, _ = used_memory(client)
+    assert window.bytes <= window.max_stored_bytes
+    assert grown - before <= window.max_bytes, (
+        f"{len(window.in_flight)} images of {photo_bytes} bytes: Redis grew by {(grown - before) / MIB:.2f} MiB, "
+        f"the window counted {window.bytes / MIB:.2f} MiB of a {window.max_bytes / MIB:.0f} MiB window"
     )

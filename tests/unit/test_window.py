@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from producer.contract import DetectFacesJob
 from producer.jobs import PreparedJob, image_source
-from producer.window import WAIT, Wait, Window
+from producer.window import STRING_OVERHEAD, WAIT, Wait, Window, stored_bytes
 
 
 def job(size: int, n: int) -> PreparedJob:
@@ -60,3 +60,10 @@ def test_results_of_jobs_it_did_not_send_are_ignored() -> None:
     window = Window(max_bytes=1000, max_jobs=10)
     window.add("a", 400)
     assert window.release(["x", "a", "a"]) == 1 and window.bytes == 0
+
+
+def test_an_image_counts_the_block_redis_allocates_for_it() -> None:
+    # jemalloc's size classes: four per doubling, so 262,200 bytes (+12 of header) take a 320 KiB block
+    assert stored_bytes(262_200) == 320 * 1024
+    assert stored_bytes(445_000) == 448 * 1024
+    assert all(n <= stored_bytes(n) <= 1.25 * (n + STRING_OVERHEAD) for n in (1, 100, 4096, 10**6, 15 * 2**20))
