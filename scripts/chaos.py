@@ -48,8 +48,8 @@ from producer.contract import ResultEnvelope, result_key
 from producer.jobs import PreparedJob
 from producer.video import face_detection
 from testmedia import clips
-from tests.fixtures.aws import rekognition_client, s3_client
 from testmedia.photos import grace_hopper
+from tests.fixtures.aws import rekognition_client, s3_client
 
 COLLECTIONS = 4
 USERS = 20
