@@ -55,6 +55,25 @@ def used_memory(client: redis.Redis) -> tuple[int, int]:
 WINDOW_REDIS = ("--appendfsync", "no")
 
 
+def windowed_stack(
+    start_redis: Callable[..., RedisServer],
+    moto_s3_url: str,
+    start_standin: StartStandIn,
+    start_worker: Callable[..., WorkerProcess],
+    name: str,
+) -> tuple[redis.Redis, ProducerSettings, int]:
+    """A fresh Redis, one slow worker (4 at a time, 30 ms a call) on its own queue, and producer settings with a
+    16 MiB window: a client on that Redis, the settings, and Redis's used_memory before the batch."""
+    server = start_redis(*WINDOW_REDIS)
+    client = redis.Redis.from_url(server.url)
+    queue = f"{name}-{uuid.uuid4().hex[:8]}"
+    standin = start_standin("--delay-ms", "30")
+    start_worker(worker_environment(server.url, standin.url, moto_s3_url, queue, cache_ttl_s="0"), concurrency=4)
+    settings = ProducerSettings(redis_url=server.url, queue=queue, window_blob_bytes=16 * MIB)  # type: ignore[arg-type,call-arg]
+    before, _ = used_memory(client)
+    return client, settings, before
+
+
 def window_growth(client: redis.Redis, before: int) -> tuple[int, int]:
     """Redis's peak growth over ``before``, and the growth the batch left behind once its images are gone: its
     results, which stay for FACEQUEUE_RESULT_TTL_S whatever the window (the docs size maxmemory for them apart)."""
@@ -131,14 +150,8 @@ def test_a_batch_far_larger_than_the_window_runs_within_it(
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given a fresh Redis (its used_memory_peak then covers only this batch), a slow worker, and a window of 16 MiB
-    server = start_redis(*WINDOW_REDIS)
-    client = redis.Redis.from_url(server.url)
-    queue = f"window-{uuid.uuid4().hex[:8]}"
-    standin = start_standin("--delay-ms", "30")
-    start_worker(worker_environment(server.url, standin.url, moto_s3_url, queue, cache_ttl_s="0"), concurrency=4)
-    window = 16 * MIB
-    settings = ProducerSettings(redis_url=server.url, queue=queue, window_blob_bytes=window)  # type: ignore[arg-type,call-arg]
-    before, _ = used_memory(client)
+    client, settings, before = windowed_stack(start_redis, moto_s3_url, start_standin, start_worker, "window")
+    window = settings.window_blob_bytes
     images = photos(200, seed=1)  # 88 MB: more than five windows
     ahead: list[int] = []
 
@@ -313,14 +326,8 @@ def test_the_asyncio_client_keeps_to_the_window_too(
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given a fresh Redis, a slow worker, and a window of 16 MiB
-    server = start_redis(*WINDOW_REDIS)
-    client = redis.Redis.from_url(server.url)
-    queue = f"awindow-{uuid.uuid4().hex[:8]}"
-    standin = start_standin("--delay-ms", "30")
-    start_worker(worker_environment(server.url, standin.url, moto_s3_url, queue, cache_ttl_s="0"), concurrency=4)
-    window = 16 * MIB
-    settings = ProducerSettings(redis_url=server.url, queue=queue, window_blob_bytes=window)  # type: ignore[arg-type,call-arg]
-    before, _ = used_memory(client)
+    client, settings, before = windowed_stack(start_redis, moto_s3_url, start_standin, start_worker, "awindow")
+    window = settings.window_blob_bytes
     images = photos(160, seed=4)  # 70 MB
 
     async def scenario() -> list[Any]:
