@@ -15,6 +15,7 @@ signed like any task message, since signing workers refuse anything else.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -105,13 +106,40 @@ def held_jobs(redis: Any, queue: str, now_s: float | None = None) -> int:
     return held
 
 
+PROBE_GIVE_UP_S = 10.0
+"""How long past its reply timeout the caller waits for a probe (connecting and closing take milliseconds)."""
+
+
 def queue_consumers(
     redis_url: str, queue: str, timeout_s: float = 1.0, signing: dict[str, Any] | None = None
 ) -> list[str]:
     """Return the names of the live Celery workers consuming ``queue`` (waits ``timeout_s`` for their replies).
 
     ``signing`` (ProducerSettings.signing()) signs the probe, and accepts only signed replies, as signing workers do.
+    The probe runs in a daemon thread the caller waits for, so a Ctrl-C of the caller never lands inside kombu:
+    interrupted once it has marked a BRPOP outstanding, kombu's close reads that BRPOP's reply with no timeout, and
+    when the reply never comes (the BRPOP was not sent yet, or Redis stalls) the command hung instead of detaching
+    (issue 20). A probe still running after PROBE_GIVE_UP_S more raises TimeoutError; its thread ends on its own.
     """
+    outcome: list[list[str] | BaseException] = []
+
+    def probe() -> None:
+        try:
+            outcome.append(_probe(redis_url, queue, timeout_s, signing))
+        except BaseException as exc:  # handed to the caller, whatever it is
+            outcome.append(exc)
+
+    thread = threading.Thread(target=probe, name="facequeue-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s + PROBE_GIVE_UP_S)
+    if not outcome:
+        raise TimeoutError(f"the worker probe got no answer from Redis within {timeout_s + PROBE_GIVE_UP_S:.0f} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _probe(redis_url: str, queue: str, timeout_s: float, signing: dict[str, Any] | None) -> list[str]:
     app = Celery("facequeue-probe", broker=redis_url, set_as_current=False)
     app.conf.broker_transport = _ProbeTransport
     if signing is not None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from testmedia.photos import grace_hopper
-from tests.fixtures.redis import wait_until
+from tests.fixtures.faultproxy import HoldProbeReply
+from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.standin import StartStandIn
 from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
 from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli, unique_photo
@@ -142,3 +143,37 @@ def test_ctrl_c_detaches_the_jobs_keep_running_and_status_resumes_with_the_same_
     assert re.search(r"batch \w{12} .*1/1", ANSI.sub("", resumed.stderr)), resumed.stderr
     assert summary_rows(resumed.stderr)["photos"] == "1 (0 succeeded, 1 failed)"
     assert '"finished": true' in resumed.stdout
+
+
+def test_ctrl_c_while_the_worker_probe_waits_on_redis_detaches(
+    start_redis: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    # Given a Redis that stops answering the CLI's worker probe (Celery's inspect) once it waits for the replies, as
+    # a stalled Redis or network would; kombu, interrupted there, waits for that reply forever as it closes
+    server = start_redis()
+    proxy = HoldProbeReply(server.port).start()
+    env = cli_env(proxy.url, f"unserved-{uuid.uuid4().hex[:8]}")
+    photo = unique_photo(grace_hopper(), tmp_path / "queued.jpg", seed=uuid.uuid4().int)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", "analyze", str(photo), "--wait", "--progress", "always"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When the user presses Ctrl-C while the probe waits (the batch is quiet: the first idle second probes)
+        assert proxy.held.wait(120), "the CLI never asked the workers which queues they consume"
+        cli.send_signal(signal.SIGINT)
+        _, stderr = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+        proxy.stop()
+    # Then it detaches as it does at any other moment: exit 130, and it says how to resume
+    assert cli.returncode == 130, stderr[-2000:]
+    resume = f"facequeue status {batch_id(stderr)} --wait"
+    assert f"detached; the jobs keep running. Resume watching with: {resume}" in stderr
+    assert "Traceback" not in stderr
