@@ -13,8 +13,9 @@ follows a DetectFaces job to check it).
   (published already: never pay twice), the image blobs, the journal entry (a state-changing job an earlier run
   answered) and the cache entry. A result this process kept when Redis refused its publish is in memory. Before
   any S3 read, an image outside FACEQUEUE_S3_ALLOWED fails the job. An S3 image's cache key needs the object's
-  ETag, from the ranged read its format check needs anyway, so that job's cache entry is read after it: the one
-  detour of the walk, back to images.py and cache.py, for a cacheable job with an S3 image.
+  ETag, from the ranged read its format check needs anyway, so that job's cache entry is read after it. A job with
+  an S3 image thus enters images.py during the load too (the allow-list; the ETag, with cache.py for the key it
+  names): the walk's one detour.
 - **images → call**: one step in calls.py: the request built (images.py fetches and normalises the images, S3
   hiccups retried on their own count), then Rekognition, with retries and the shared rate limit wrapped around the
   call, middleware-style.
