@@ -13,24 +13,29 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-import pydantic_core
-
-from producer.contract import Job, Operation, cache_key
-
-if TYPE_CHECKING:
-    from worker.images import JobReads
+from producer.contract import BlobImage, Job, Operation, S3Image, cache_key
 
 CACHEABLE = frozenset({Operation.DETECT_FACES, Operation.COMPARE_FACES, Operation.RECOGNIZE_CELEBRITIES})
 
 
 class CacheEntry(NamedTuple):
-    """A response to store in the cache: key, JSON, seconds to keep."""
+    """Where a job's fresh response goes in the cache: its key, and seconds to keep it (the publish writes it)."""
 
     key: str
-    value: bytes
     ttl_s: int
+
+
+class CachePlan(NamedTuple):
+    """How the cache serves a job: what its fingerprint is made of, and its entry when known from the job alone."""
+
+    operation: str
+    params: dict[str, Any]
+    ttl_s: int
+    entry: CacheEntry | None
+    """Known at admission when every image is a blob (its content hash names it); an S3 image is named by its ETag,
+    which only its ranged read tells (``entry_for``)."""
 
 
 def cacheable(job: Job) -> bool:
@@ -48,6 +53,21 @@ def fingerprint(operation: str, params: dict[str, Any], image_identities: Sequen
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def image_name(source: BlobImage | S3Image, etag: str = "") -> str:
+    """A stable name for an image's content: its hash, its S3 version, or its S3 ETag (from its ranged read)."""
+    if isinstance(source, BlobImage):
+        return f"sha256:{source.sha256}"
+    if source.version:
+        return f"s3:{source.bucket}/{source.key}?versionId={source.version}"
+    return f"s3:{source.bucket}/{source.key}#{etag}"
+
+
+def entry_for(plan: CachePlan, images: Sequence[BlobImage | S3Image], etags: Sequence[str]) -> CacheEntry:
+    """A job's cache entry once its S3 images' ETags are read (``etags``: one per image, '' for a blob)."""
+    names = [image_name(image, etag) for image, etag in zip(images, etags, strict=True)]
+    return CacheEntry(cache_key(fingerprint(plan.operation, plan.params, names)), plan.ttl_s)
+
+
 class ResponseCache:
     """Rekognition responses in Redis, keyed by fingerprint, for ``ttl_s`` seconds (0 turns the cache off)."""
 
@@ -55,16 +75,19 @@ class ResponseCache:
         self._redis = redis
         self.ttl_s = ttl_s
 
-    async def get(self, fp: str, reads: JobReads) -> dict[str, Any] | None:
-        """The stored response for a fingerprint, if any (from the job's prefetch when it holds the key)."""
-        if not self.ttl_s:
+    def plan(self, job: Job, params: dict[str, Any], images: Sequence[BlobImage | S3Image]) -> CachePlan | None:
+        """How the cache serves and stores a job's response, worked out once at admission; None when it does not
+        (the cache off, an operation that changes or reads a collection, use_cache=False)."""
+        if not self.ttl_s or not cacheable(job):
             return None
-        raw = await reads.redis_get(self._redis, cache_key(fp))
-        return json.loads(raw) if raw else None
+        entry = None
+        if all(isinstance(image, BlobImage) for image in images):
+            # Known from the job alone: read with the rest, no S3 read first.
+            names = [image_name(image) for image in images]
+            entry = CacheEntry(cache_key(fingerprint(job.operation.value, params, names)), self.ttl_s)
+        return CachePlan(job.operation.value, params, self.ttl_s, entry)
 
-    def entry(self, fp: str, response: dict[str, Any]) -> CacheEntry | None:
-        """What to store for a fresh response; the publish script writes it (first writer wins), saving a round trip."""
-        if not self.ttl_s:
-            return None
-        # pydantic-core's serialiser: the response is a few KB of nested JSON, and json.dumps cost ~3% of the loop.
-        return CacheEntry(cache_key(fp), pydantic_core.to_json(response, fallback=str), self.ttl_s)
+    async def get(self, entry: CacheEntry) -> dict[str, Any] | None:
+        """The stored response of an entry not read with the job's other keys (an S3 image's, named by its ETag)."""
+        raw = await self._redis.get(entry.key)
+        return json.loads(raw) if raw else None

@@ -2,8 +2,9 @@
 
 Each layer is a function from a call to a call, so what wraps what reads in one line (``rekognition_call``). The
 retry layer is the only one for throttling, 5xx, timeouts and connection errors: botocore's own retries are off
-(runtime.py), so every attempt is counted in the envelope and seen by the rate limiter. S3 reads of a job's images
-go through the same retry layer alone, on their own count: they are not Rekognition calls and take no rate-limit slot.
+(runtime.py), so every attempt is counted in the envelope and seen by the rate limiter. The job's request (its images
+fetched, images.py) goes through the same retry layer alone, on its own count: S3 reads are not Rekognition calls and
+take no rate-limit slot. A job's path enters this module once (``rekognition``): the request, then the call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from worker.deps import Deps
 from worker.errors import JobFailure, PermanentError, ShuttingDown, TransientError
 from worker.responses import check_members
 from worker.settings import WorkerSettings
+from worker.throttle import UNPACED
 
 T = TypeVar("T")
 Call = Callable[[], Awaitable[T]]
@@ -52,6 +54,8 @@ class CallOutcome:
     throttled: bool = False
     """Whether the endpoint throttled one of the calls: from then on, waiting for a slot counts against the job's
     deadline (an endpoint that throttles every call must still end the job)."""
+    paced: bool = False
+    """Whether the last call took a slot of the shared rate (rate_limited): its throttle uses up no attempt."""
 
 
 def classify(exc: BaseException) -> JobFailure:
@@ -100,22 +104,22 @@ def backoff_s(attempt: int, settings: WorkerSettings) -> float:
     return random.uniform(0, min(settings.backoff_cap_s, settings.backoff_base_s * 2**attempt))
 
 
-def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Call[T]:
-    """The call, retried on transient failures up to max_attempts with jittered backoff; each attempt counted.
+def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str, *, counted: bool = True) -> Call[T]:
+    """The call, retried on transient failures up to max_attempts with jittered backoff; each attempt counted here,
+    or (``counted=False``) by rate_limited inside it, once its slot has come.
 
     A throttle of a call paced by the shared rate (rate_limited) is not the job's fault and uses up no attempt: the
     rate has just been cut for every worker, so the call goes again at once, after a slot at the new rate. The
     job's deadline (FACEQUEUE_JOB_TIMEOUT_S) still bounds how long its calls take; the backoff between them does
     not count against it (wait_uncounted).
     """
-    paced = deps.limiter is not None and deps.limiter.paces(label)
 
     async def attempt() -> T:
         settings = deps.settings
         throttled = 0
         while True:
-            if not paced:
-                outcome.attempts += 1  # a paced call is counted by rate_limited, once its slot has come
+            if counted:
+                outcome.attempts += 1
             if deps.stopping.is_set():
                 raise ShuttingDown
             try:
@@ -126,7 +130,7 @@ def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Cal
                 raise
             except Exception as exc:
                 failure = classify(exc)
-                if paced and failure.code in THROTTLING_CODES:
+                if outcome.paced and failure.code in THROTTLING_CODES:
                     throttled += 1
                     continue
                 if not failure.retryable or outcome.attempts - throttled >= settings.max_attempts:
@@ -138,16 +142,20 @@ def retrying(call: Call[T], deps: Deps, outcome: CallOutcome, label: str) -> Cal
 
 
 def rate_limited(call: Call[T], deps: Deps, operation: str, outcome: CallOutcome) -> Call[T]:
-    """The call after a slot of the operation's shared, adaptive rate (throttle.py); a throttle slows every worker."""
+    """The call after a slot of the operation's shared, adaptive rate (throttle.py); a throttle slows every worker.
+
+    Each attempt is counted here, once its slot has come: a job whose deadline passes while it waits for one made no
+    call. An operation the rate does not pace gets its (unpaced) ticket at once.
+    """
 
     async def limited() -> T:
         ticket = None
-        if deps.limiter is not None and deps.limiter.paces(operation):
+        if deps.limiter is not None:
             # Queueing for a slot is not the job's time, until the endpoint has throttled it (then the deadline runs).
             pause = deps.pause if outcome.throttled else lambda s: wait_uncounted(deps, s)
             ticket = await deps.limiter.acquire(operation, pause)
-            # Counted once its slot has come: a job whose deadline passes while it waits for one made no call.
-            outcome.attempts += 1
+        outcome.paced = ticket is not None and ticket is not UNPACED
+        outcome.attempts += 1
         try:
             return await call()
         except Exception as exc:
@@ -155,7 +163,7 @@ def rate_limited(call: Call[T], deps: Deps, operation: str, outcome: CallOutcome
             if failure.code in THROTTLING_CODES:
                 outcome.throttled = True
                 metrics.THROTTLES.labels(operation).inc()
-                if deps.limiter is not None and ticket is not None:
+                if deps.limiter is not None and outcome.paced and ticket is not None:
                     await deps.limiter.throttled(operation, ticket)
             raise failure from None
 
@@ -191,4 +199,20 @@ def rekognition_call(deps: Deps, outcome: CallOutcome, operation: str, params: d
         answer.pop("ResponseMetadata", None)
         return answer
 
-    return retrying(rate_limited(timed(call, outcome, operation), deps, operation, outcome), deps, outcome, operation)
+    limited = rate_limited(timed(call, outcome, operation), deps, operation, outcome)
+    return retrying(limited, deps, outcome, operation, counted=False)
+
+
+async def rekognition(
+    deps: Deps,
+    outcome: CallOutcome,
+    operation: str,
+    request: Call[dict[str, Any]],
+    before_call: Call[None] | None = None,
+) -> dict[str, Any]:
+    """A job's Rekognition answer: its ``request`` built (the images fetched; S3 hiccups retried on their own count),
+    ``before_call`` awaited (a state-changing job's journal mark), then the call (``rekognition_call``)."""
+    params = await retrying(request, deps, CallOutcome(), "fetch")()
+    if before_call is not None:
+        await before_call()
+    return await rekognition_call(deps, outcome, operation, params)()

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import io
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -313,17 +313,38 @@ async def rekognition_image(
     return {"Bytes": await asyncio.to_thread(normalise, data, max_pixels)}
 
 
-def blob_identity(source: BlobImage) -> str:
-    """A blob's content name, known without any read."""
-    return f"sha256:{source.sha256}"
+async def etags(sources: Sequence[ImageSource], reads: JobReads) -> list[str]:
+    """Each image's S3 ETag where its cache name needs one (an S3 object without a version), else '': from the
+    ranged read the format check needs anyway."""
+    return [
+        (await reads.head(source))[2] if isinstance(source, S3Image) and not source.version else ""
+        for source in sources
+    ]
 
 
-async def identity(source: ImageSource, reads: JobReads) -> str:
-    """A stable name for an image's content: its hash, its S3 version, or its S3 ETag (from the ranged read the
-    format check needs anyway)."""
-    if isinstance(source, BlobImage):
-        return blob_identity(source)
-    if source.version:
-        return f"s3:{source.bucket}/{source.key}?versionId={source.version}"
-    _head, _total, etag = await reads.head(source)
-    return f"s3:{source.bucket}/{source.key}#{etag}"
+async def request(
+    sources: Sequence[ImageSource],
+    parameters: Sequence[str],
+    params: Mapping[str, Any],
+    *,
+    redis: Any,
+    s3: Any,
+    values: Mapping[str, bytes | None],
+    max_pixels: int,
+    max_bytes: int,
+    reads: JobReads | None = None,
+) -> dict[str, Any]:
+    """A job's Rekognition request: ``params`` and each image fetched and normalised under its parameter, in order.
+
+    ``values`` are the Redis values the job read before it ran (its blobs); ``reads`` holds S3 heads already read
+    for the job's cache key, if any, so each object's ranged read is made once.
+    """
+    reads = reads if reads is not None else JobReads(s3, max_bytes, values)
+    fetch = dict(redis=redis, s3=s3, reads=reads, max_pixels=max_pixels, max_bytes=max_bytes)
+    built = dict(params)
+    if len(sources) == 1:  # the common case: no task to gather
+        built[parameters[0]] = await rekognition_image(sources[0], **fetch)
+    else:
+        found = await asyncio.gather(*(rekognition_image(source, **fetch) for source in sources))
+        built.update(zip(parameters, found, strict=True))
+    return built

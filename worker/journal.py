@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from producer.contract import Job, Operation, journal_key
 from worker import metrics
-from worker.images import JobReads
 
 log = logging.getLogger("facequeue.worker")
 
@@ -35,9 +35,10 @@ def journaled(job: Job) -> bool:
     return job.operation in JOURNALED
 
 
-async def earlier_answer(job: Job, redis: Any, reads: JobReads) -> dict[str, Any] | None:
-    """The answer an earlier run of the job recorded, if any."""
-    raw = await reads.redis_get(redis, journal_key(job.job_id))
+async def earlier_answer(job: Job, redis: Any, values: Mapping[str, bytes | None]) -> dict[str, Any] | None:
+    """The answer an earlier run of the job recorded, if any (from ``values``, read with its other keys, when there)."""
+    key = journal_key(job.job_id)
+    raw = values[key] if key in values else await redis.get(key)
     if raw is None:
         return None
     if raw == PENDING:

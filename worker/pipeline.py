@@ -3,29 +3,35 @@
 This module tells an image job's whole story, from the task's argument to its published envelope; the modules it
 calls hold the details (contract, images, calls, journal, cache, publish) and none of them imports this one, so the
 story is read here alone. What a step finds travels on to the next on the ``Admitted`` job: nothing is worked out
-twice.
+twice, and a job enters each module it needs once, in the order below (tests/integration/test_pipeline_walk.py
+follows a DetectFaces job to check it).
 
 - **admit**: the task argument becomes a job of the contract, or a refusal to publish in its place; everything known
-  from the job alone is worked out here, once: its images, its Rekognition parameters, the Redis keys it reads and,
-  when every image is a blob, its cache fingerprint.
+  from the job alone is worked out here, once: its images, its Rekognition parameters, the Redis keys it reads and
+  its cache plan (cache.py: whether the cache serves it and, when every image is a blob, its entry's key).
 - **load**: one MGET (one per message, whatever its number of jobs) reads what every early exit needs: the result key
   (published already: never pay twice), the image blobs, the journal entry (a state-changing job an earlier run
   answered) and the cache entry. A result this process kept when Redis refused its publish is in memory. Before
   any S3 read, an image outside FACEQUEUE_S3_ALLOWED fails the job. An S3 image's cache key needs the object's
-  ETag, from the ranged read its format check needs anyway, so that job's cache entry is read after it.
-- **images**: the Rekognition image parameters, fetched and normalised (images.py).
-- **call**: Rekognition, with retries and the shared rate limit wrapped around the call, middleware-style (calls.py).
-- **record**: a state-changing job's answer in the journal (its "pending" mark goes just before the call), and the
-  fresh response for the cache, which the publish writes.
+  ETag, from the ranged read its format check needs anyway, so that job's cache entry is read after it. A job with
+  an S3 image thus enters images.py during the load too (the allow-list; the ETag, with cache.py for the key it
+  names): the walk's one detour.
+- **images → call**: one step in calls.py: the request built (images.py fetches and normalises the images, S3
+  hiccups retried on their own count), then Rekognition, with retries and the shared rate limit wrapped around the
+  call, middleware-style.
+- **record**: a state-changing job's answer in the journal (its "pending" mark goes just before the call); a fresh
+  response goes to the cache with the publish, which writes it under the key the cache plan named.
 - **publish**: once, in one Lua step (publish.py); a publish Redis refuses is kept in memory for the next delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,7 +45,6 @@ from producer.contract import (
     Operation,
     ResultEnvelope,
     S3Image,
-    cache_key,
     image_parameters,
     journal_key,
     parse_job,
@@ -47,13 +52,12 @@ from producer.contract import (
     unique_blobs,
     utcnow,
 )
-from worker import journal, metrics
-from worker.cache import CacheEntry, cacheable, fingerprint
-from worker.calls import JOB_CLOCK, CallOutcome, classify, rekognition_call, retrying
+from worker import images, journal, metrics
+from worker.cache import CacheEntry, CachePlan, entry_for
+from worker.calls import JOB_CLOCK, CallOutcome, classify, rekognition, retrying
 from worker.deps import Deps
 from worker.envelopes import envelope_for, evidence, refusal
 from worker.errors import ShuttingDown
-from worker.images import JobReads, blob_identity, check_allowed, identity, rekognition_image
 from worker.publish import CeleryResult, Publisher
 
 _ID = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
@@ -159,16 +163,16 @@ class Admitted:
     parameters: list[str]
     """The Rekognition parameter each of them goes in (Image; SourceImage, TargetImage)."""
     blobs: list[BlobImage]
+    s3: list[S3Image]
+    """The S3 images among them: checked against FACEQUEUE_S3_ALLOWED before any read."""
     params: dict[str, Any]
     """Rekognition's parameters other than the images."""
     keys: list[str]
     """What the load stage reads in one MGET: result key, blobs, journal entry, and the cache entry when known."""
     journaled: bool
     """Whether the job's answer is recorded before its result is published (journal.py)."""
-    uses_cache: bool
-    """Whether the response cache serves and stores this job's response."""
-    fingerprint: str | None
-    """The cache fingerprint, when it is known from the job alone (every image a blob)."""
+    cache: CachePlan | None
+    """How the response cache serves and stores this job's response (None: it does not)."""
 
 
 def _describe(exc: ValidationError) -> str:
@@ -243,21 +247,18 @@ def admit(payload: Any, operation: Operation, task_id: str, deps: Deps) -> Admit
     if (stale := _stale(payload, job, deps)) is not None:
         return _refused(payload, task_id, operation, stale, deps.worker, "JobExpired")
     by_parameter = image_parameters(job)
-    images = list(by_parameter.values())
-    blobs = unique_blobs(images)
+    sources = list(by_parameter.values())
+    blobs = unique_blobs(sources)
+    s3 = [image for image in sources if isinstance(image, S3Image)]
     params = job.request()
     recorded = journal.journaled(job)
-    uses_cache = deps.cache is not None and bool(deps.cache.ttl_s) and cacheable(job)
+    plan = deps.cache.plan(job, params, sources) if deps.cache is not None else None
     keys = [result_key(job.job_id), *(blob.key for blob in blobs)]
     if recorded:
         keys.append(journal_key(job.job_id))
-    fp = None
-    blob_ids = [blob_identity(image) for image in images if isinstance(image, BlobImage)]
-    if uses_cache and len(blob_ids) == len(images):
-        # Known from the job alone: read with the rest, no S3 read first.
-        fp = fingerprint(job.operation.value, params, blob_ids)
-        keys.append(cache_key(fp))
-    return Admitted(job, payload, images, list(by_parameter), blobs, params, keys, recorded, uses_cache, fp)
+    if plan is not None and plan.entry is not None:
+        keys.append(plan.entry.key)
+    return Admitted(job, payload, sources, list(by_parameter), blobs, s3, params, keys, recorded, plan)
 
 
 # --- load → images → call → record, failures as results ---
@@ -279,71 +280,55 @@ async def _read(deps: Deps, admitted: Sequence[Admitted | ResultEnvelope]) -> di
     return dict(zip(keys, await mget(keys), strict=True)) if keys else {}
 
 
-async def _load(admitted: Admitted, reads: JobReads, deps: Deps) -> tuple[dict[str, Any] | None, bool, str | None]:
-    """The answer a job already has (from the cache, or recorded by an earlier run), whether it came from the
-    cache, and the job's cache fingerprint."""
-    # Before any S3 read: an S3 image outside FACEQUEUE_S3_ALLOWED fails the job with AccessDeniedException.
-    check_allowed([image for image in admitted.images if isinstance(image, S3Image)], deps.settings.s3_allowed)
-    fp = admitted.fingerprint
-    if admitted.uses_cache and fp is None:
-        # An S3 image is named by its ETag: the ranged read its format check needs anyway, retried like any read.
-        ids = await retrying(
-            lambda: asyncio.gather(*(identity(image, reads) for image in admitted.images)), deps, CallOutcome(), "fetch"
-        )()
-        fp = fingerprint(admitted.job.operation.value, admitted.params, ids)
-    if fp is not None and deps.cache is not None:
-        stored = await deps.cache.get(fp, reads)
-        if stored is not None:
-            return stored, True, fp
-    if admitted.journaled:
-        earlier = await journal.earlier_answer(admitted.job, deps.redis, reads)
-        if earlier is not None:
-            return earlier, False, fp
-    return None, False, fp
-
-
-async def _images(admitted: Admitted, reads: JobReads, deps: Deps) -> dict[str, Any]:
-    """The Rekognition request: the job's parameters, then its images fetched and normalised, in request order."""
-    s = deps.settings
-    fetch = dict(redis=deps.redis, s3=deps.s3, reads=reads, max_pixels=s.max_image_pixels, max_bytes=s.max_image_bytes)
-
-    async def fetch_all() -> dict[str, Any]:
-        params = dict(admitted.params)
-        if len(admitted.images) == 1:  # the common case: no task to gather
-            params[admitted.parameters[0]] = await rekognition_image(admitted.images[0], **fetch)
-        else:
-            found = await asyncio.gather(*(rekognition_image(image, **fetch) for image in admitted.images))
-            params.update(zip(admitted.parameters, found, strict=True))
-        return params
-
-    # S3 hiccups (5xx, connection) are retried like Rekognition's, on their own count.
-    return await retrying(fetch_all, deps, CallOutcome(), "fetch")()
-
-
 async def _respond(
-    admitted: Admitted, reads: JobReads, deps: Deps, outcome: CallOutcome
+    admitted: Admitted, values: Mapping[str, bytes | None], deps: Deps, outcome: CallOutcome
 ) -> tuple[dict[str, Any], bool, CacheEntry | None]:
-    """Rekognition's answer to a job (less ResponseMetadata), whether it came from the cache, and the cache entry to
-    store with it: load → images → call → record."""
-    job = admitted.job
-    stored, cached, fp = await _load(admitted, reads, deps)
-    if stored is not None:
-        return stored, cached, None
-    params = await _images(admitted, reads, deps)
+    """Rekognition's answer to a job (less ResponseMetadata), whether it came from the cache, and the cache entry its
+    publish stores a fresh answer under: load's early exits → images → call → record."""
+    job, plan, s = admitted.job, admitted.cache, deps.settings
+    entry = plan.entry if plan is not None else None
+    reads = None
+    if admitted.s3:
+        # Before any S3 read, and before any answer is served for one: an image outside FACEQUEUE_S3_ALLOWED fails
+        # the job with AccessDeniedException.
+        images.check_allowed(admitted.s3, s.s3_allowed)
+        if plan is not None and deps.cache is not None:
+            # An S3 image is named by its ETag: the ranged read its format check needs anyway (kept in ``reads`` for
+            # it), retried like any read.
+            reads = images.JobReads(deps.s3, s.max_image_bytes, values)
+            etags = await retrying(partial(images.etags, admitted.images, reads), deps, CallOutcome(), "fetch")()
+            entry = entry_for(plan, admitted.images, etags)
+            stored = await deps.cache.get(entry)
+            if stored is not None:
+                return stored, True, None
+    elif entry is not None and (raw := values.get(entry.key)):
+        return json.loads(raw), True, None
     if admitted.journaled:
-        await journal.begin(job, deps.redis, deps.settings.result_ttl_s)
-    response = await rekognition_call(deps, outcome, job.operation.value, params)()
+        earlier = await journal.earlier_answer(job, deps.redis, values)
+        if earlier is not None:
+            return earlier, False, None
+    request = partial(
+        images.request,
+        admitted.images,
+        admitted.parameters,
+        admitted.params,
+        redis=deps.redis,
+        s3=deps.s3,
+        values=values,
+        max_pixels=s.max_image_pixels,
+        max_bytes=s.max_image_bytes,
+        reads=reads,
+    )
+    begin = partial(journal.begin, job, deps.redis, s.result_ttl_s) if admitted.journaled else None
+    response = await rekognition(deps, outcome, job.operation.value, request, begin)
     if admitted.journaled:
-        await journal.record(job, deps.redis, response, deps.settings.result_ttl_s)
-    entry = deps.cache.entry(fp, response) if fp is not None and deps.cache is not None else None
+        await journal.record(job, deps.redis, response, s.result_ttl_s)
     return response, False, entry
 
 
 async def _answer(admitted: Admitted, values: Mapping[str, bytes | None], deps: Deps) -> Answer:
     """A job's envelope, answered or failed, within FACEQUEUE_JOB_TIMEOUT_S; never raises for a bad job."""
     job = admitted.job
-    # One ranged read per S3 image serves both the cache key (its ETag) and the format check (its header).
-    reads = JobReads(deps.s3, deps.settings.max_image_bytes, values)
     started_at = utcnow()
     outcome = CallOutcome()
     response: dict[str, Any] | None = None
@@ -355,7 +340,7 @@ async def _answer(admitted: Admitted, values: Mapping[str, bytes | None], deps: 
             # The deadline is for the job's work: a wait for a rate-limit slot or a backoff pushes it back (calls.py).
             token = JOB_CLOCK.set(clock)
             try:
-                response, cached, entry = await _respond(admitted, reads, deps, outcome)
+                response, cached, entry = await _respond(admitted, values, deps, outcome)
             finally:
                 JOB_CLOCK.reset(token)
     except (ShuttingDown, RedisError):

@@ -3,8 +3,10 @@ protocol-level stand-in (bench/rekognition_standin.py), since real Rekognition c
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -121,3 +123,67 @@ def test_an_endpoint_that_only_answers_garbage_fails_retryable_and_caches_nothin
     second = fq.result(fq.submit(jobs.detect_faces(photo)), timeout_s=60)
     assert not second.cached and second.attempts == 4
     assert standin.stats()["calls"] == 8  # type: ignore[attr-defined]
+
+
+class SlowDownS3(ThreadingHTTPServer):
+    """An S3 endpoint that answers every request 503 SlowDown, as S3 does under a burst, and counts them."""
+
+    requests = 0
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SlowDown)
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL (for AWS_ENDPOINT_URL_S3)."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _SlowDown(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        assert isinstance(self.server, SlowDownS3)
+        self.server.requests += 1
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        self.send_response(503)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_down_s3() -> Iterator[SlowDownS3]:
+    """A SlowDownS3 serving from a thread for the test."""
+    server = SlowDownS3()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_s3_hiccups_while_fetching_an_image_are_retried_up_to_the_cap(
+    redis_url: str,
+    local_rekognition_url: str,
+    slow_down_s3: SlowDownS3,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a worker learning the shared rate (the default) whose S3 answers every read 503 SlowDown
+    queue = f"s3-faults-{uuid.uuid4().hex[:8]}"
+    env = worker_environment(redis_url, local_rekognition_url, slow_down_s3.url, queue, **FAST_RETRIES)
+    start_worker({**env, "FACEQUEUE_JOB_TIMEOUT_S": "5"})
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    try:
+        # When a job on an S3 photo runs
+        envelope = fq.result(fq.submit(jobs.detect_faces("s3://photos/grace.jpg")), timeout_s=60)
+    finally:
+        fq.close()
+    # Then its reads were retried up to FACEQUEUE_MAX_ATTEMPTS, as Rekognition's calls are, and it failed saying why
+    # (S3's code, retryable), not after FACEQUEUE_JOB_TIMEOUT_S of uncounted retries
+    assert envelope.status is JobStatus.FAILED and envelope.error is not None
+    assert (envelope.error.code, envelope.error.retryable) == ("S3SlowDown", True), envelope.error
+    assert slow_down_s3.requests == 4
+    assert envelope.attempts == 0  # no Rekognition call was made
