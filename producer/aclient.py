@@ -38,8 +38,6 @@ class AsyncFaceQueue(ClientCore):
         super().__init__(settings)
         self.redis: aredis.Redis = client or async_client(
             self.settings,
-            health_check_interval=30,
-            socket_keepalive=True,
             retry=AsyncRetry(REDIS_BACKOFF, REDIS_RETRIES),
         )
 

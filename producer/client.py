@@ -351,8 +351,6 @@ class FaceQueue(ClientCore):
         super().__init__(settings)
         self.redis: redis.Redis = client or sync_client(
             self.settings,
-            health_check_interval=30,
-            socket_keepalive=True,
             retry=Retry(REDIS_BACKOFF, REDIS_RETRIES),
         )
 
