@@ -23,6 +23,8 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.connection import SSLConnection, parse_url
 from redis.sentinel import Sentinel
 
+from producer.masters import AsyncMasterConnection, AsyncMasterSSLConnection, MasterConnection, MasterSSLConnection
+
 CONNECT_TIMEOUT_S = 5.0
 """How long opening a connection to a Redis server may take."""
 REPLY_TIMEOUT_S = 10.0
@@ -98,13 +100,21 @@ def _sentinel_options(target: RedisTarget) -> dict[str, Any]:
     return options | ({"password": password.get_secret_value()} if password is not None else {})
 
 
+def _master_options(target: RedisTarget, tls: type, plain: type) -> dict[str, Any]:
+    """_server_options with the connection class that checks ROLE (producer/masters.py)."""
+    options = _server_options(target)
+    options["connection_class"] = tls if options.pop("ssl", False) else plain
+    return options
+
+
 def sync_client(target: RedisTarget, **options: Any) -> redis.Redis:
     """A redis-py client on the URL, or on whichever server the sentinels call master."""
     options = dead_server_options(target) | options
     if not target.redis_sentinels:
         return redis.Redis.from_url(str(target.redis_url), **options)
     sentinel = Sentinel(target.redis_sentinels, sentinel_kwargs=_sentinel_options(target))  # type: ignore[no-untyped-call]
-    client: redis.Redis = sentinel.master_for(target.redis_sentinel_master, **_server_options(target), **options)  # type: ignore[no-untyped-call]
+    server = _master_options(target, MasterSSLConnection, MasterConnection)
+    client: redis.Redis = sentinel.master_for(target.redis_sentinel_master, **server, **options)  # type: ignore[no-untyped-call]
     return client
 
 
@@ -123,7 +133,8 @@ def async_client(target: RedisTarget, max_connections: int | None = None, **opti
         )
         return aredis.Redis.from_pool(pool)
     sentinel = AsyncSentinel(target.redis_sentinels, sentinel_kwargs=_sentinel_options(target))  # type: ignore[no-untyped-call]
-    client: aredis.Redis = sentinel.master_for(target.redis_sentinel_master, **_server_options(target), **options)
+    server = _master_options(target, AsyncMasterSSLConnection, AsyncMasterConnection)
+    client: aredis.Redis = sentinel.master_for(target.redis_sentinel_master, **server, **options)
     return client
 
 

@@ -6,13 +6,18 @@ processes, and the protocol-level stand-in as the Rekognition endpoint (it count
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from producer import FaceQueue, NotReplicatedError, ProducerSettings, jobs
+from producer.connection import async_client, sync_client
 from tests.fixtures.chaos import CHAOS, PHOTO, account
 from tests.fixtures.redis import wait_until
 from tests.fixtures.sentinel import MASTER_NAME, SentinelGroup
@@ -118,3 +123,34 @@ def test_a_worker_started_before_any_sentinel_answers_waits_says_why_and_runs_jo
         assert "Redis reached after" in worker.output()
     finally:
         worker.stop()
+
+
+def test_a_server_the_sentinels_still_call_master_but_is_a_replica_is_refused(sentinel_group: SentinelGroup) -> None:
+    # Given a Sentinel deployment whose master became a replica before the sentinels noticed (they ask INFO every
+    # 10 s): the server a reconnect during a failover reaches when it asked the sentinels just before the switch
+    group = sentinel_group
+    master, replica = group.master, group.replica
+    assert group.master_port() == master.port
+    redis.Redis(port=replica.port, socket_timeout=1).execute_command("REPLICAOF", "NO", "ONE")
+    redis.Redis(port=master.port, socket_timeout=1).execute_command("REPLICAOF", "127.0.0.1", str(replica.port))
+    url = f"redis://127.0.0.1:{master.port}/0"
+    settings = ProducerSettings(redis_url=url, **_sentinel_settings(group, durable=False))  # type: ignore[arg-type]
+    assert group.master_port() == master.port
+    # When the producer's clients (sync and asyncio, the worker's too) connect through the sentinels, one attempt
+    sync = sync_client(settings, retry=Retry(NoBackoff(), 0))
+    with pytest.raises(redis.ConnectionError, match="is a slave, not the master"):
+        # Then they refuse to read there (a replica answers reads: a stale results stream, a stale batch)
+        sync.get("anything")
+    sync.close()
+
+    async def read_async() -> None:
+        client = async_client(settings, retry=Retry(NoBackoff(), 0))  # type: ignore[arg-type]
+        try:
+            await client.get("anything")
+        finally:
+            await client.aclose()
+            for sentinel in client.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+                await sentinel.aclose()
+
+    with pytest.raises(redis.ConnectionError, match="is a slave, not the master"):
+        asyncio.run(read_async())
