@@ -5,7 +5,10 @@ during a failover the sentinels may still name the old master, and a restarted o
 replica by the time the connection opens (docs/compose.md, found by `make compose-test-ha`). Writes there fail
 with READONLY, which redis-py turns into a reconnect, but reads are served: a producer then reads a stale results
 stream. These connections ask ROLE right after connecting and, on anything but ``master``, close and raise
-ConnectionError, so the client's retry asks the sentinels again.
+ConnectionError, so the client's retry asks the sentinels again. A restarted old master says ``master`` for the
+seconds until the sentinels demote it, and a connection may reach it because the sentinels were asked before the
+switch and its name was resolved after the restart (a gone container's name can take seconds to fail): so the
+connection then asks the sentinels again and is used only if they still name the address it reached.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ def _refusal(host: str, port: int, reply: Any) -> redis.ConnectionError | None:
     )
 
 
+def _moved(host: str, port: int, named: Any) -> redis.ConnectionError | None:
+    if (str(named[0]), int(named[1])) == (str(host), int(port)):
+        return None
+    return redis.ConnectionError(
+        f"{host}:{port} says it is master, but the sentinels now name {named[0]}:{named[1]}: an old master back "
+        "before they demoted it"
+    )
+
+
 class MasterConnection(SentinelManagedConnection):
     """A Sentinel-managed connection that is used only if the server says it is the master."""
 
@@ -37,6 +49,8 @@ class MasterConnection(SentinelManagedConnection):
             return
         self.send_command("ROLE")  # type: ignore[no-untyped-call]
         refusal = _refusal(self.host, self.port, self.read_response())
+        if refusal is None:
+            refusal = _moved(self.host, self.port, self.connection_pool.get_master_address())
         if refusal is not None:
             self.disconnect()  # type: ignore[no-untyped-call]
             raise refusal
@@ -56,6 +70,8 @@ class AsyncMasterConnection(async_sentinel.SentinelManagedConnection):
             return
         await self.send_command("ROLE")
         refusal = _refusal(self.host, self.port, await self.read_response())
+        if refusal is None:
+            refusal = _moved(self.host, self.port, await self.connection_pool.get_master_address())
         if refusal is not None:
             await self.disconnect()
             raise refusal

@@ -455,9 +455,15 @@ with FaceQueue(settings) as fq:
         results = []
         say(event="timeout", detail=str(exc))
     wait_s = time.monotonic() - started
-    # ROLE on the connection wait() used: a connection made while the old master was back, before the sentinels
-    # demoted it, stays on it (redis-py does not check), and reads there may be stale.
-    role = fq.redis.execute_command("ROLE")[0].decode()
+    # ROLE on the connection wait() used, and the server it reached: facequeue's Sentinel connections refuse a
+    # replica and an old master back before the sentinels demoted it (producer/masters.py).
+    connection = fq.redis.connection_pool.get_connection()
+    try:
+        connection.send_command("ROLE")
+        role = connection.read_response()[0].decode()
+        reached = f"{connection.host}:{connection.port}"
+    finally:
+        fq.redis.connection_pool.release(connection)
     # The account, until every job has a result or a visibility timeout (180 s) and a margin have passed: a message
     # taken on the old master and not acknowledged comes back only after it.
     have, deadline = set(), time.monotonic() + 240
@@ -473,6 +479,7 @@ with FaceQueue(settings) as fq:
         wait_jobs=len({r.job_id for r in results}),
         complete_after_s=round(time.monotonic() - started, 1),
         connection_role=role,
+        connection_to=reached,
         submitted=len(batch),
         results=len(have),
         lost=len(set(batch.job_ids) - have),
@@ -567,10 +574,6 @@ def _fail_over_during(lines: Any, events: dict[str, dict[str, Any]], master: str
             "every sentinel to name the new master",
         )
         record("every sentinel names redis-replica after (s)", f"{promoted:.1f}")
-        (sentinel,) = containers(SENTINEL_SERVICES[0], all_states=False)
-        logs = podman("logs", sentinel)
-        moves = re.findall(r".*(?:sdown|odown|elected|switch-master).*", logs.stdout + logs.stderr)
-        log("sentinel-1 on the failover:\n" + "\n".join(moves))
         # Podman (no systemd) does not apply `restart: unless-stopped` to a killed container: do it by hand, once
         # every sentinel has moved on, so that no sentinel names the old master while it is back as one. (A client
         # may still land there: docs/compose.md, "Found by the failover check".)
@@ -580,6 +583,10 @@ def _fail_over_during(lines: Any, events: dict[str, dict[str, Any]], master: str
         )
         record("old master replicating the new one after (s)", f"{time.monotonic() - killed_at:.1f}")
         log(f"old master role: {_replication(master).get('role')} (rejoin took {rejoined:.1f} s after start)")
+        (sentinel,) = containers(SENTINEL_SERVICES[0], all_states=False)
+        logs = podman("logs", sentinel)
+        moves = re.findall(r".*(?:sdown|odown|elected|switch-master|convert-to-slave).*", logs.stdout + logs.stderr)
+        log("sentinel-1 on the failover and the old master's return:\n" + "\n".join(moves))
     return killed_at
 
 
@@ -617,8 +624,8 @@ def kill_master_mid_batch() -> None:
     record("after failover: jobs per worker", done.get("per_worker"))
     record("after failover: master the producer ends on", done.get("master"))
     record(
-        "after failover: wait() returned / its connection's role",
-        f"{done.get('wait_results')} / {done.get('connection_role')}",
+        "after failover: wait() returned / its connection's role / server",
+        f"{done.get('wait_results')} / {done.get('connection_role')} / {done.get('connection_to')}",
     )
     record("after failover: every result on the master after (s)", done.get("complete_after_s"))
     submitted = events.get("submitted", {})
