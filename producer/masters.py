@@ -9,6 +9,11 @@ ConnectionError, so the client's retry asks the sentinels again. A restarted old
 seconds until the sentinels demote it, and a connection may reach it because the sentinels were asked before the
 switch and its name was resolved after the restart (a gone container's name can take seconds to fail): so the
 connection then asks the sentinels again and is used only if they still name the address it reached.
+
+redis-py 8 also reconnects a dropped connection, when the next command is sent, straight to the address it had
+(``send_packed_command`` calls ``connect_check_health``), without asking the sentinels: after a failover, that is
+the old master's name, which resolves to the old master once it is back. These connections route that reconnect
+through the sentinels and the checks above too (found by `make compose-test-ha`: the producer ended on `redis`).
 """
 
 from __future__ import annotations
@@ -42,9 +47,22 @@ def _moved(host: str, port: int, named: Any) -> redis.ConnectionError | None:
 class MasterConnection(SentinelManagedConnection):
     """A Sentinel-managed connection that is used only if the server says it is the master."""
 
+    _opening = False
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        """Open the socket at the current address only from connect_to; any other reconnect asks the sentinels."""
+        if self._opening or self._sock:
+            super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+        else:
+            self.connect()  # type: ignore[no-untyped-call]
+
     def connect_to(self, address: tuple[str, int]) -> None:
         """Connect to ``address`` and check its ROLE (when the pool wants a master)."""
-        super().connect_to(address)  # type: ignore[no-untyped-call]
+        self._opening = True
+        try:
+            super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self._opening = False
         if not self.connection_pool.is_master:
             return
         self.send_command("ROLE")  # type: ignore[no-untyped-call]
@@ -63,9 +81,22 @@ class MasterSSLConnection(MasterConnection, SentinelManagedSSLConnection):
 class AsyncMasterConnection(async_sentinel.SentinelManagedConnection):
     """The asyncio flavour of MasterConnection."""
 
+    _opening = False
+
+    async def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        """Open the socket at the current address only from connect_to; any other reconnect asks the sentinels."""
+        if self._opening or self.is_connected:
+            await super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+        else:
+            await self.connect()  # type: ignore[no-untyped-call]
+
     async def connect_to(self, address: tuple[str, int]) -> None:
         """Connect to ``address`` and check its ROLE (when the pool wants a master)."""
-        await super().connect_to(address)  # type: ignore[no-untyped-call]
+        self._opening = True
+        try:
+            await super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self._opening = False
         if not self.connection_pool.is_master:
             return
         await self.send_command("ROLE")

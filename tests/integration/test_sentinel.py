@@ -7,6 +7,7 @@ processes, and the protocol-level stand-in as the Rekognition endpoint (it count
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -154,3 +155,34 @@ def test_a_server_the_sentinels_still_call_master_but_is_a_replica_is_refused(se
 
     with pytest.raises(redis.ConnectionError, match="is a slave, not the master"):
         asyncio.run(read_async())
+
+
+def test_a_connection_cut_mid_command_reconnects_through_the_sentinels_not_to_the_old_address(
+    sentinel_group: SentinelGroup,
+) -> None:
+    # Given a producer's client connected to the master through the sentinels
+    group = sentinel_group
+    first = group.master_port()
+    url = f"redis://127.0.0.1:{first}/0"
+    settings = ProducerSettings(redis_url=url, **_sentinel_settings(group, durable=False))  # type: ignore[arg-type]
+    client = sync_client(settings, retry=Retry(NoBackoff(), 3), socket_timeout=1, socket_connect_timeout=1)
+    stopped = group.master.process
+    assert stopped is not None
+    try:
+        assert client.execute_command("ROLE")[0] == b"master"
+        # When the master stops answering without closing anything (SIGSTOP: a container whose network namespace
+        # is gone), and the sentinels promote the replica
+        stopped.send_signal(signal.SIGSTOP)
+        promoted = group.wait_for_new_master(first)
+        # Then the client's next command, timed out on its connection, reconnects to the new master: redis-py 8
+        # alone reconnects to the address the connection had, which in a compose network resolves to the old
+        # master once it is back
+        assert client.execute_command("ROLE")[0] == b"master"
+        connection = client.connection_pool.get_connection()
+        try:
+            assert connection.port == promoted
+        finally:
+            client.connection_pool.release(connection)
+    finally:
+        stopped.send_signal(signal.SIGCONT)
+        client.close()
