@@ -75,7 +75,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The compose stack built and run for real with podman + podman-compose (no Docker engine needed); see docs/compose.md.
-# compose-test-ha runs the `ha` profile's failover check instead (docs/compose.md: not yet reliable, so not in CI).
+# compose-test-ha runs the `ha` profile's failover check instead (docs/compose.md: not yet proven, so not in CI;
+# `scripts/compose_test.py --with-ha` runs both on one stack).
 compose-test compose-test-ha: $(STAMP)
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || \
 	  { echo "installing podman, runc and debootstrap (Debian packages)"; \

@@ -25,6 +25,7 @@ from producer.client import (
 )
 from producer.connection import async_client, check_replicated, wait_command
 from producer.contract import ResultEnvelope, batch_key, batch_stream_key, done_channel, new_id, result_key
+from producer.cursor import ResultsCursor, rewound, tail_id
 from producer.jobs import PreparedJob
 from producer.settings import ProducerSettings
 from producer.staging import S3Stage
@@ -38,8 +39,6 @@ class AsyncFaceQueue(ClientCore):
         super().__init__(settings)
         self.redis: aredis.Redis = client or async_client(
             self.settings,
-            health_check_interval=30,
-            socket_keepalive=True,
             retry=AsyncRetry(REDIS_BACKOFF, REDIS_RETRIES),
         )
 
@@ -138,12 +137,15 @@ class AsyncFaceQueue(ClientCore):
 
     async def _await_results(self, batch_id: str, window: Window, on_wait: WaitHook | None) -> None:
         """Block up to a second for results of the batch, and release them from the window."""
-        reply = await self.redis.xread({batch_stream_key(batch_id): window.cursor}, count=1000, block=1000)
-        entries = stream_entries(reply)
+        stream = batch_stream_key(batch_id)
+        entries = stream_entries(await self.redis.xread({stream: window.cursor}, count=1000, block=1000))
         if entries:
             window.cursor = entries[-1][0]
             window.release(fields[b"job_id"].decode() for _, fields in entries)
-        elif on_wait is not None:
+            return
+        # As in FaceQueue._await_results: a stream that moved back past the cursor is read again from its start.
+        window.cursor = rewound(window.cursor, tail_id(await self.redis.xrevrange(stream, count=1)))
+        if on_wait is not None:
             on_wait(await self.progress(batch_id), window)
 
     async def get_result(self, job_id: str) -> ResultEnvelope | None:
@@ -177,19 +179,26 @@ class AsyncFaceQueue(ClientCore):
     async def iter_results(self, batch_id: str, timeout_s: float | None = None) -> AsyncIterator[ResultEnvelope]:
         """Yield a batch's results in completion order until every job has one."""
         stream = batch_stream_key(batch_id)
-        last_id = "0-0"
-        yielded = 0
+        cursor = ResultsCursor()
         deadline = Deadline(timeout_s)
         while True:
             progress = await self.progress(batch_id)
-            if progress.sealed and yielded >= progress.total:
+            if progress.sealed and len(cursor.seen) >= progress.total:
                 return
-            block_s = deadline.next_block_s(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
+            block_s = deadline.next_block_s(
+                f"batch {batch_id}: {len(cursor.seen)}/{progress.total} results after {timeout_s} s"
+            )
             block_ms = max(1, int(block_s * 1000))
-            entries = stream_entries(await self.redis.xread({stream: last_id}, count=500, block=block_ms))
-            if entries:
-                last_id = entries[-1][0]
-                for raw in await self.redis.mget([result_key(f[b"job_id"].decode()) for _, f in entries]):
-                    if raw:
-                        yielded += 1
-                        yield parse_envelope(raw)
+            entries = stream_entries(await self.redis.xread({stream: cursor.last_id}, count=500, block=block_ms))
+            if not entries:
+                # A failover may have changed the stream under the cursor (producer/cursor.py).
+                cursor.after_idle(tail_id(await self.redis.xrevrange(stream, count=1)), progress.done)
+                continue
+            fresh = cursor.advance(entries)
+            if not fresh:
+                continue
+            raws = await self.redis.mget([result_key(job_id) for job_id in fresh])
+            for job_id, raw in zip(fresh, raws, strict=True):
+                if raw:
+                    cursor.read(job_id)
+                    yield parse_envelope(raw)

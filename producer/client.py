@@ -33,6 +33,7 @@ from producer.contract import (
     queue_for,
     result_key,
 )
+from producer.cursor import ResultsCursor, rewound, tail_id
 from producer.jobs import PreparedJob
 from producer.messages import Signer, protocol_app, task_message
 from producer.settings import ProducerSettings
@@ -351,8 +352,6 @@ class FaceQueue(ClientCore):
         super().__init__(settings)
         self.redis: redis.Redis = client or sync_client(
             self.settings,
-            health_check_interval=30,
-            socket_keepalive=True,
             retry=Retry(REDIS_BACKOFF, REDIS_RETRIES),
         )
 
@@ -470,12 +469,16 @@ class FaceQueue(ClientCore):
 
     def _await_results(self, batch_id: str, window: Window, on_wait: WaitHook | None) -> None:
         """Block up to a second for results of the batch, and release them from the window."""
-        reply = self.redis.xread({batch_stream_key(batch_id): window.cursor}, count=1000, block=1000)
-        entries = stream_entries(reply)
+        stream = batch_stream_key(batch_id)
+        entries = stream_entries(self.redis.xread({stream: window.cursor}, count=1000, block=1000))
         if entries:
             window.cursor = entries[-1][0]
             window.release(fields[b"job_id"].decode() for _, fields in entries)
-        elif on_wait is not None:
+            return
+        # A stream that moved back past the cursor (a failover, producer/cursor.py) is read again from its start:
+        # releasing a job twice is a no-op, never releasing it would stall the submit.
+        window.cursor = rewound(window.cursor, tail_id(self.redis.xrevrange(stream, count=1)))
+        if on_wait is not None:
             on_wait(self.progress(batch_id), window)
 
     def detect_faces(self, image: _jobs.ImageInput, **params: Any) -> JobHandle:
@@ -525,25 +528,31 @@ class FaceQueue(ClientCore):
         are not touched): the CLI uses it to notice that no worker consumes the queue.
         """
         stream = batch_stream_key(batch_id)
-        last_id = "0-0"
-        yielded = 0
+        cursor = ResultsCursor()
         deadline = Deadline(timeout_s)
         while True:
             progress = self.progress(batch_id)
-            if progress.sealed and yielded >= progress.total:
+            if progress.sealed and len(cursor.seen) >= progress.total:
                 return
-            block_s = deadline.next_block_s(f"batch {batch_id}: {yielded}/{progress.total} results after {timeout_s} s")
+            block_s = deadline.next_block_s(
+                f"batch {batch_id}: {len(cursor.seen)}/{progress.total} results after {timeout_s} s"
+            )
             block_ms = max(1, int(block_s * 1000))
-            entries = stream_entries(self.redis.xread({stream: last_id}, count=500, block=block_ms))
-            if not entries and on_idle is not None:
-                on_idle(progress)
-            if entries:
-                last_id = entries[-1][0]
-                raws: list[bytes | None] = self.redis.mget([result_key(f[b"job_id"].decode()) for _, f in entries])  # type: ignore[assignment]
-                for raw in raws:
-                    if raw:
-                        yielded += 1
-                        yield parse_envelope(raw)
+            entries = stream_entries(self.redis.xread({stream: cursor.last_id}, count=500, block=block_ms))
+            if not entries:
+                if on_idle is not None:
+                    on_idle(progress)
+                # A failover may have changed the stream under the cursor (producer/cursor.py).
+                cursor.after_idle(tail_id(self.redis.xrevrange(stream, count=1)), progress.done)
+                continue
+            fresh = cursor.advance(entries)
+            if not fresh:
+                continue
+            raws: list[bytes | None] = self.redis.mget([result_key(job_id) for job_id in fresh])  # type: ignore[assignment]
+            for job_id, raw in zip(fresh, raws, strict=True):
+                if raw:
+                    cursor.read(job_id)
+                    yield parse_envelope(raw)
 
     def wait(self, batch_id: str, timeout_s: float | None = None) -> list[ResultEnvelope]:
         """Wait for a whole batch and return its results."""

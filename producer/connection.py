@@ -6,6 +6,11 @@ themselves. FACEQUEUE_REDIS_URL then gives only the credentials, the database nu
 TLS to the servers). Redis replicates asynchronously: a write the master acknowledged can vanish in a failover.
 FACEQUEUE_REDIS_WAIT_REPLICAS makes a submit and a publish count only once that many replicas hold them
 (``WAIT``), at the price of a replication round trip per write (docs/high-availability.md).
+
+Every client has explicit socket timeouts: a server that vanishes without closing its connections (a killed
+container takes its network namespace with it) never answers nor refuses, and without a timeout a command waits
+there for the kernel's ~15 minutes of retransmits. redis-py 8 defaults to 5 s, the lowest pinned (5.0) and kombu to
+none, and Celery's result backend to 120 s.
 """
 
 from __future__ import annotations
@@ -17,6 +22,19 @@ import redis.asyncio as aredis
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.connection import SSLConnection, parse_url
 from redis.sentinel import Sentinel
+
+from producer.masters import AsyncMasterConnection, AsyncMasterSSLConnection, MasterConnection, MasterSSLConnection
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long opening a connection to a Redis server may take."""
+REPLY_TIMEOUT_S = 10.0
+"""How long a command may wait for its reply, beyond a WAIT's own timeout. Longer than any block the clients ask
+for (XREAD BLOCK waits at most 1 s; pub/sub waits poll the socket, not read it), short enough that a job stuck on
+a dead server is given back well within the visibility timeout."""
+SENTINEL_TIMEOUT_S = 2.0
+"""Connect and reply timeout for the sentinels themselves: a sentinel that does not answer is skipped for the next."""
+HEALTH_CHECK_S = 30
+"""A connection idle this long is PINGed before it is used."""
 
 
 class RedisTarget(Protocol):
@@ -51,6 +69,21 @@ class NotReplicatedError(redis.RedisError):
         self.wanted = wanted
 
 
+def socket_timeout_s(target: RedisTarget) -> float:
+    """Seconds a command may wait for its reply: REPLY_TIMEOUT_S, plus the longest a durable write's WAIT blocks."""
+    return REPLY_TIMEOUT_S + target.redis_wait_timeout_ms / 1000
+
+
+def dead_server_options(target: RedisTarget) -> dict[str, Any]:
+    """redis-py options that make a client give up on a server that stopped answering, instead of waiting forever."""
+    return {
+        "socket_timeout": socket_timeout_s(target),
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_keepalive": True,
+        "health_check_interval": HEALTH_CHECK_S,
+    }
+
+
 def _server_options(target: RedisTarget) -> dict[str, Any]:
     """Credentials, database and TLS options from the URL, for connections the sentinels point at."""
     options: dict[str, Any] = parse_url(str(target.redis_url))  # type: ignore[no-untyped-call]
@@ -63,15 +96,25 @@ def _server_options(target: RedisTarget) -> dict[str, Any]:
 
 def _sentinel_options(target: RedisTarget) -> dict[str, Any]:
     password = target.redis_sentinel_password
-    return {"password": password.get_secret_value()} if password is not None else {}
+    options: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S}
+    return options | ({"password": password.get_secret_value()} if password is not None else {})
+
+
+def _master_options(target: RedisTarget, tls: type, plain: type) -> dict[str, Any]:
+    """_server_options with the connection class that checks ROLE (producer/masters.py)."""
+    options = _server_options(target)
+    options["connection_class"] = tls if options.pop("ssl", False) else plain
+    return options
 
 
 def sync_client(target: RedisTarget, **options: Any) -> redis.Redis:
     """A redis-py client on the URL, or on whichever server the sentinels call master."""
+    options = dead_server_options(target) | options
     if not target.redis_sentinels:
         return redis.Redis.from_url(str(target.redis_url), **options)
-    sentinel = Sentinel(target.redis_sentinels, sentinel_kwargs=_sentinel_options(target), socket_timeout=2)  # type: ignore[no-untyped-call]
-    client: redis.Redis = sentinel.master_for(target.redis_sentinel_master, **_server_options(target), **options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(target.redis_sentinels, sentinel_kwargs=_sentinel_options(target))  # type: ignore[no-untyped-call]
+    server = _master_options(target, MasterSSLConnection, MasterConnection)
+    client: redis.Redis = sentinel.master_for(target.redis_sentinel_master, **server, **options)  # type: ignore[no-untyped-call]
     return client
 
 
@@ -81,6 +124,7 @@ def async_client(target: RedisTarget, max_connections: int | None = None, **opti
     (Waiting, not MaxConnectionsError, which would fail a job that has nothing wrong with it.) redis-py's Sentinel
     pool cannot wait, so with Sentinel the pool is unbounded: the jobs in flight bound it.
     """
+    options = dead_server_options(target) | options
     if not target.redis_sentinels:
         if max_connections is None:
             return aredis.Redis.from_url(str(target.redis_url), **options)
@@ -88,8 +132,9 @@ def async_client(target: RedisTarget, max_connections: int | None = None, **opti
             str(target.redis_url), max_connections=max_connections, timeout=None, **options
         )
         return aredis.Redis.from_pool(pool)
-    sentinel = AsyncSentinel(target.redis_sentinels, sentinel_kwargs=_sentinel_options(target), socket_timeout=2)  # type: ignore[no-untyped-call]
-    client: aredis.Redis = sentinel.master_for(target.redis_sentinel_master, **_server_options(target), **options)
+    sentinel = AsyncSentinel(target.redis_sentinels, sentinel_kwargs=_sentinel_options(target))  # type: ignore[no-untyped-call]
+    server = _master_options(target, AsyncMasterSSLConnection, AsyncMasterConnection)
+    client: aredis.Redis = sentinel.master_for(target.redis_sentinel_master, **server, **options)
     return client
 
 

@@ -5,8 +5,9 @@ order with every health check run by hand (no systemd here, so podman runs none 
 podman-compose skip `service_healthy` conditions: this script enforces them), then the checks a user relies on:
 the producer container analyses photos from S3, 3 workers share a batch, a worker killed mid-batch loses and
 duplicates nothing, Flower answers, and `down` leaves nothing behind. With `--ha` (`make compose-test-ha`), instead
-of those checks: the `ha` profile (a replica and three sentinels) joins, the consumers are recreated on the
-sentinels with durable writes, and the Redis master is killed mid-batch; every job must end with exactly one result.
+of those checks, and with `--with-ha` after them: the `ha` profile (a replica and three sentinels) joins, the
+consumers are recreated on the sentinels with durable writes, and the Redis master is killed mid-batch: every job
+must end with exactly one result, and `wait()` return each once.
 It always brings the stack down, even after a failure, and prints what it measured. Exit status 0 only when every
 check passed.
 """
@@ -455,9 +456,15 @@ with FaceQueue(settings) as fq:
         results = []
         say(event="timeout", detail=str(exc))
     wait_s = time.monotonic() - started
-    # ROLE on the connection wait() used: a connection made while the old master was back, before the sentinels
-    # demoted it, stays on it (redis-py does not check), and reads there may be stale.
-    role = fq.redis.execute_command("ROLE")[0].decode()
+    # ROLE on the connection wait() used, and the server it reached: facequeue's Sentinel connections refuse a
+    # replica and an old master back before the sentinels demoted it (producer/masters.py).
+    connection = fq.redis.connection_pool.get_connection()
+    try:
+        connection.send_command("ROLE")
+        role = connection.read_response()[0].decode()
+        reached = f"{connection.host}:{connection.port}"
+    finally:
+        fq.redis.connection_pool.release(connection)
     # The account, until every job has a result or a visibility timeout (180 s) and a margin have passed: a message
     # taken on the old master and not acknowledged comes back only after it.
     have, deadline = set(), time.monotonic() + 240
@@ -470,8 +477,10 @@ with FaceQueue(settings) as fq:
         event="done",
         wait_s=round(wait_s, 1),
         wait_results=len(results),
+        wait_jobs=len({r.job_id for r in results}),
         complete_after_s=round(time.monotonic() - started, 1),
         connection_role=role,
+        connection_to=reached,
         submitted=len(batch),
         results=len(have),
         lost=len(set(batch.job_ids) - have),
@@ -566,10 +575,6 @@ def _fail_over_during(lines: Any, events: dict[str, dict[str, Any]], master: str
             "every sentinel to name the new master",
         )
         record("every sentinel names redis-replica after (s)", f"{promoted:.1f}")
-        (sentinel,) = containers(SENTINEL_SERVICES[0], all_states=False)
-        logs = podman("logs", sentinel)
-        moves = re.findall(r".*(?:sdown|odown|elected|switch-master).*", logs.stdout + logs.stderr)
-        log("sentinel-1 on the failover:\n" + "\n".join(moves))
         # Podman (no systemd) does not apply `restart: unless-stopped` to a killed container: do it by hand, once
         # every sentinel has moved on, so that no sentinel names the old master while it is back as one. (A client
         # may still land there: docs/compose.md, "Found by the failover check".)
@@ -579,6 +584,10 @@ def _fail_over_during(lines: Any, events: dict[str, dict[str, Any]], master: str
         )
         record("old master replicating the new one after (s)", f"{time.monotonic() - killed_at:.1f}")
         log(f"old master role: {_replication(master).get('role')} (rejoin took {rejoined:.1f} s after start)")
+        (sentinel,) = containers(SENTINEL_SERVICES[0], all_states=False)
+        logs = podman("logs", sentinel)
+        moves = re.findall(r".*(?:sdown|odown|elected|switch-master|convert-to-slave).*", logs.stdout + logs.stderr)
+        log("sentinel-1 on the failover and the old master's return:\n" + "\n".join(moves))
     return killed_at
 
 
@@ -588,7 +597,10 @@ def kill_master_mid_batch() -> None:
     every job has exactly one result."""
     (master,) = containers("redis")
     threshold = HA_BATCH // 10
-    cmd = ["--profile", "demo", "run", "--rm", "--no-deps", "-T", "-e", "FACEQUEUE_REDIS_WAIT_REPLICAS=1"]
+    # WAIT's 1 s default timed out before the kill on this shared machine (load 15 on 2 cores, the replica over a
+    # second behind: NotReplicatedError, the submit refused as documented); 5 s keeps the check about the failover.
+    wait = ["-e", "FACEQUEUE_REDIS_WAIT_REPLICAS=1", "-e", "FACEQUEUE_REDIS_WAIT_TIMEOUT_MS=5000"]
+    cmd = ["--profile", "demo", "run", "--rm", "--no-deps", "-T", *wait]
     exe = str(Path(sys.executable).parent / "podman-compose")
     files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(HERE / "podman.yml")]
     argv = [exe, "-p", PROJECT, *files, "--profile", "ha", *cmd, "producer", "python", "-u", "-c", HA_PRODUCER]
@@ -616,8 +628,8 @@ def kill_master_mid_batch() -> None:
     record("after failover: jobs per worker", done.get("per_worker"))
     record("after failover: master the producer ends on", done.get("master"))
     record(
-        "after failover: wait() returned / its connection's role",
-        f"{done.get('wait_results')} / {done.get('connection_role')}",
+        "after failover: wait() returned / its connection's role / server",
+        f"{done.get('wait_results')} / {done.get('connection_role')} / {done.get('connection_to')}",
     )
     record("after failover: every result on the master after (s)", done.get("complete_after_s"))
     submitted = events.get("submitted", {})
@@ -630,6 +642,9 @@ def kill_master_mid_batch() -> None:
     check(done.get("duplicated") == 0, "no result published twice across the failover")
     check(done.get("master") == "redis-replica", "the batch ended on the promoted replica")
     check(set(done.get("outcomes") or {}) == {"succeeded"}, "every job succeeded")
+    wait_once = done.get("wait_results") == done.get("wait_jobs") == HA_BATCH
+    check(wait_once, "wait() returned every job's result, each once, across the failover")
+    check(done.get("connection_role") == "master", "wait() read from the master, not a replica")
 
 
 def flower() -> None:
@@ -686,7 +701,8 @@ def down() -> None:
 def main() -> int:
     """Run every phase; always bring the stack down; print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ha", action="store_true", help="the `ha` profile's failover check instead of the others")
+    parser.add_argument("--ha", action="store_true", help="only the `ha` profile's failover check, not the others")
+    parser.add_argument("--with-ha", action="store_true", help="every check, then the `ha` profile's failover")
     args = parser.parse_args()
     total = time.monotonic()
     # A CI timeout's SIGTERM unwinds through the `finally` below, like Ctrl-C, so the stack still comes down.
@@ -703,12 +719,7 @@ def main() -> int:
         failures.clear()
         with phase("up"):
             up()
-        if args.ha:
-            with phase("ha: replica and sentinels up, consumers on the sentinels"):
-                ha_up()
-            with phase("ha: kill the Redis master mid-batch"):
-                kill_master_mid_batch()
-        else:
+        if not args.ha:  # --ha: only the failover below
             with phase("producer from S3"):
                 producer_from_s3()
             with phase("scaling"):
@@ -717,6 +728,13 @@ def main() -> int:
                 kill_mid_batch()
             with phase("flower"):
                 flower()
+        if args.ha or args.with_ha:
+            # On the same stack, the `ha` profile's failover (issue 21). Not yet in `make compose-test` (and so CI):
+            # no run has passed every check with every fix in (docs/compose.md); `--with-ha` there once two do.
+            with phase("ha: replica and sentinels up, consumers on the sentinels"):
+                ha_up()
+            with phase("ha: kill the Redis master mid-batch"):
+                kill_master_mid_batch()
         with phase("stop"):
             stop_each()
     except Exception as exc:  # any failure still goes through down() and the summary

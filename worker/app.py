@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from producer.connection import celery_sentinel_options, celery_url
+from producer.connection import celery_url
 from producer.contract import TASK_NAMES, Operation, queue_for
 from worker import broker, metrics
 from worker.runtime import begin_shutdown, close_runtime, get_runtime
@@ -51,10 +51,7 @@ app.conf.update(
     broker_transport=broker.SENTINEL_TRANSPORT if settings.redis_sentinels else broker.TRANSPORT,
     worker_consumer=broker.CONSUMER,
     broker_transport_options=broker.transport_options(settings),
-    result_backend_transport_options={
-        "visibility_timeout": settings.visibility_timeout_s,
-        **celery_sentinel_options(settings),
-    },
+    **broker.backend_options(settings),
     result_expires=settings.result_ttl_s,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,

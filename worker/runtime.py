@@ -96,8 +96,6 @@ class Runtime:
             s,
             # One connection per job in flight; past that a command waits for a free one.
             max_connections=s.concurrency + MAX_JOBS_PER_MESSAGE + 8,
-            health_check_interval=30,
-            socket_keepalive=True,
             # Ride out a Redis restart or failover (~30 s) while publishing: every write the worker makes is
             # idempotent (SET NX guards publication), so repeating one after a lost reply is safe.
             retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), 20),

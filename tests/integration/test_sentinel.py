@@ -6,13 +6,19 @@ processes, and the protocol-level stand-in as the Rekognition endpoint (it count
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from producer import FaceQueue, NotReplicatedError, ProducerSettings, jobs
+from producer.connection import async_client, sync_client
 from tests.fixtures.chaos import CHAOS, PHOTO, account
 from tests.fixtures.redis import wait_until
 from tests.fixtures.sentinel import MASTER_NAME, SentinelGroup
@@ -118,3 +124,65 @@ def test_a_worker_started_before_any_sentinel_answers_waits_says_why_and_runs_jo
         assert "Redis reached after" in worker.output()
     finally:
         worker.stop()
+
+
+def test_a_server_the_sentinels_still_call_master_but_is_a_replica_is_refused(sentinel_group: SentinelGroup) -> None:
+    # Given a Sentinel deployment whose master became a replica before the sentinels noticed (they ask INFO every
+    # 10 s): the server a reconnect during a failover reaches when it asked the sentinels just before the switch
+    group = sentinel_group
+    master, replica = group.master, group.replica
+    assert group.master_port() == master.port
+    redis.Redis(port=replica.port, socket_timeout=1).execute_command("REPLICAOF", "NO", "ONE")
+    redis.Redis(port=master.port, socket_timeout=1).execute_command("REPLICAOF", "127.0.0.1", str(replica.port))
+    url = f"redis://127.0.0.1:{master.port}/0"
+    settings = ProducerSettings(redis_url=url, **_sentinel_settings(group, durable=False))  # type: ignore[arg-type]
+    assert group.master_port() == master.port
+    # When the producer's clients (sync and asyncio, the worker's too) connect through the sentinels, one attempt
+    sync = sync_client(settings, retry=Retry(NoBackoff(), 0))
+    with pytest.raises(redis.ConnectionError, match="is a slave, not the master"):
+        # Then they refuse to read there (a replica answers reads: a stale results stream, a stale batch)
+        sync.get("anything")
+    sync.close()
+
+    async def read_async() -> None:
+        client = async_client(settings, retry=Retry(NoBackoff(), 0))  # type: ignore[arg-type]
+        try:
+            await client.get("anything")
+        finally:
+            await client.aclose()
+            for sentinel in client.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+                await sentinel.aclose()
+
+    with pytest.raises(redis.ConnectionError, match="is a slave, not the master"):
+        asyncio.run(read_async())
+
+
+def test_a_connection_cut_mid_command_reconnects_through_the_sentinels_not_to_the_old_address(
+    sentinel_group: SentinelGroup,
+) -> None:
+    # Given a producer's client connected to the master through the sentinels
+    group = sentinel_group
+    first = group.master_port()
+    url = f"redis://127.0.0.1:{first}/0"
+    settings = ProducerSettings(redis_url=url, **_sentinel_settings(group, durable=False))  # type: ignore[arg-type]
+    client = sync_client(settings, retry=Retry(NoBackoff(), 3), socket_timeout=1, socket_connect_timeout=1)
+    stopped = group.master.process
+    assert stopped is not None
+    try:
+        assert client.execute_command("ROLE")[0] == b"master"
+        # When the master stops answering without closing anything (SIGSTOP: a container whose network namespace
+        # is gone), and the sentinels promote the replica
+        stopped.send_signal(signal.SIGSTOP)
+        promoted = group.wait_for_new_master(first)
+        # Then the client's next command, timed out on its connection, reconnects to the new master: redis-py 8
+        # alone reconnects to the address the connection had, which in a compose network resolves to the old
+        # master once it is back
+        assert client.execute_command("ROLE")[0] == b"master"
+        connection = client.connection_pool.get_connection()
+        try:
+            assert connection.port == promoted
+        finally:
+            client.connection_pool.release(connection)
+    finally:
+        stopped.send_signal(signal.SIGCONT)
+        client.close()

@@ -8,7 +8,7 @@ Celery's consumer keeping what it refuses (consumer.py), and the prefetch weighi
 
 from __future__ import annotations
 
-from worker.broker.options import transport_options
+from worker.broker.options import backend_options, transport_options
 from worker.broker.prefetch import on_finished, on_received
 
 TRANSPORT = "worker.broker.transport:Transport"
@@ -22,4 +22,12 @@ CONSUMER = "worker.broker.consumer:Consumer"
 """Celery's ``worker_consumer``: Celery's consumer, except that a message it refuses (bad signature, unknown task...)
 is also kept as a dead letter."""
 
-__all__ = ["CONSUMER", "SENTINEL_TRANSPORT", "TRANSPORT", "on_finished", "on_received", "transport_options"]
+__all__ = [
+    "CONSUMER",
+    "SENTINEL_TRANSPORT",
+    "TRANSPORT",
+    "backend_options",
+    "on_finished",
+    "on_received",
+    "transport_options",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from producer.connection import celery_sentinel_options
+from producer.connection import celery_sentinel_options, dead_server_options
 from producer.contract import MAX_MESSAGE_BYTES
 from worker.settings import WorkerSettings
 
@@ -29,6 +29,27 @@ def transport_options(settings: WorkerSettings) -> dict[str, Any]:
         "unacked_restore_interval": settings.restore_interval_s,
         "unacked_restore_throttle": 1,
         IDLE_RECHECK_OPTION: settings.idle_recheck_s,
+        # kombu leaves socket_timeout unset (wait forever): a Redis that vanished without closing its connections
+        # (a killed container) would hold an ack or a restore there for the kernel's ~15 minutes of retransmits.
+        # The same timeouts and health checks as every other client (producer/connection.py).
+        **dead_server_options(settings),
         # With Sentinel: the master's name, so kombu asks the sentinels for it (and again after a failover).
         **celery_sentinel_options(settings),
+    }
+
+
+def backend_options(settings: WorkerSettings) -> dict[str, Any]:
+    """The Celery settings of the Redis result backend: its transport options and its connections' timeouts."""
+    timeouts = dead_server_options(settings)
+    return {
+        "result_backend_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s,
+            **celery_sentinel_options(settings),
+        },
+        # Celery's defaults are a 120 s reply timeout, no connect timeout and no health check: the timeouts every
+        # other client has instead (producer/connection.py).
+        "redis_socket_timeout": timeouts["socket_timeout"],
+        "redis_socket_connect_timeout": timeouts["socket_connect_timeout"],
+        "redis_socket_keepalive": timeouts["socket_keepalive"],
+        "redis_backend_health_check_interval": timeouts["health_check_interval"],
     }

@@ -32,6 +32,7 @@ from kombu.utils.json import loads
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from producer.contract import DEAD_LETTERS_KEY, MAX_REFUSED_LETTERS, REFUSED_LETTERS_KEY, TASK_NAMES, dead_letter_key
+from producer.masters import MasterConnection, MasterSSLConnection
 from worker.broker.options import (
     DEAD_LETTER_TTL_OPTION,
     DEFAULT_FETCH_POLL_S,
@@ -389,8 +390,12 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
     """The refusing, fetch-window-free channel on the master Redis Sentinel names; a failover reconnects it there.
 
     The take script and the waker ride its connections: on the new master the script is loaded again (NOSCRIPT)
-    and CLIENT TRACKING re-armed, since both belong to a connection that is new.
+    and CLIENT TRACKING re-armed, since both belong to a connection that is new. Its connections check ROLE on
+    connect (producer/masters.py): a server the sentinels still name but that is a replica by now is refused.
     """
+
+    connection_class = MasterConnection
+    connection_class_ssl = MasterSSLConnection  # type: ignore[assignment]
 
     def close(self) -> None:
         """Close; a channel whose connection is already gone skips what would need a new pool."""
