@@ -177,8 +177,15 @@ def timed(call: Call[T], outcome: CallOutcome, operation: str) -> Call[T]:
     return measured
 
 
-def rekognition_call(deps: Deps, outcome: CallOutcome, operation: str, params: dict[str, Any]) -> Call[dict[str, Any]]:
-    """One Rekognition operation with its parameters, wrapped: retries around the rate limit around the timed call.
+def rekognition_call(
+    deps: Deps,
+    outcome: CallOutcome,
+    operation: str,
+    params: dict[str, Any],
+    layer: Callable[[Call[dict[str, Any]]], Call[dict[str, Any]]] | None = None,
+) -> Call[dict[str, Any]]:
+    """One Rekognition operation with its parameters, wrapped: retries around the rate limit around the timed call
+    (``layer``, if given, goes just inside the retries: reconcile.guard, which runs before each attempt).
 
     The answer is checked before it is believed (responses.py) and comes without its ResponseMetadata. The client
     method is named from the operation the way boto3 names it (botocore's xform_name: DetectFaces → detect_faces).
@@ -191,4 +198,5 @@ def rekognition_call(deps: Deps, outcome: CallOutcome, operation: str, params: d
         answer.pop("ResponseMetadata", None)
         return answer
 
-    return retrying(rate_limited(timed(call, outcome, operation), deps, operation, outcome), deps, outcome, operation)
+    limited = rate_limited(timed(call, outcome, operation), deps, operation, outcome)
+    return retrying(layer(limited) if layer is not None else limited, deps, outcome, operation)

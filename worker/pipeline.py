@@ -47,7 +47,7 @@ from producer.contract import (
     unique_blobs,
     utcnow,
 )
-from worker import journal, metrics
+from worker import journal, metrics, reconcile
 from worker.cache import CacheEntry, cacheable, fingerprint
 from worker.calls import JOB_CLOCK, CallOutcome, classify, rekognition_call, retrying
 from worker.deps import Deps
@@ -279,9 +279,11 @@ async def _read(deps: Deps, admitted: Sequence[Admitted | ResultEnvelope]) -> di
     return dict(zip(keys, await mget(keys), strict=True)) if keys else {}
 
 
-async def _load(admitted: Admitted, reads: JobReads, deps: Deps) -> tuple[dict[str, Any] | None, bool, str | None]:
+async def _load(
+    admitted: Admitted, reads: JobReads, deps: Deps
+) -> tuple[dict[str, Any] | None, bool, str | None, bool]:
     """The answer a job already has (from the cache, or recorded by an earlier run), whether it came from the
-    cache, and the job's cache fingerprint."""
+    cache, the job's cache fingerprint, and whether an earlier run left its journal "pending"."""
     # Before any S3 read: an S3 image outside FACEQUEUE_S3_ALLOWED fails the job with AccessDeniedException.
     check_allowed([image for image in admitted.images if isinstance(image, S3Image)], deps.settings.s3_allowed)
     fp = admitted.fingerprint
@@ -294,12 +296,11 @@ async def _load(admitted: Admitted, reads: JobReads, deps: Deps) -> tuple[dict[s
     if fp is not None and deps.cache is not None:
         stored = await deps.cache.get(fp, reads)
         if stored is not None:
-            return stored, True, fp
+            return stored, True, fp, False
     if admitted.journaled:
-        earlier = await journal.earlier_answer(admitted.job, deps.redis, reads)
-        if earlier is not None:
-            return earlier, False, fp
-    return None, False, fp
+        earlier, pending = await journal.earlier_answer(admitted.job, deps.redis, reads)
+        return earlier, False, fp, pending
+    return None, False, fp, False
 
 
 async def _images(admitted: Admitted, reads: JobReads, deps: Deps) -> dict[str, Any]:
@@ -326,13 +327,15 @@ async def _respond(
     """Rekognition's answer to a job (less ResponseMetadata), whether it came from the cache, and the cache entry to
     store with it: load → images → call → record."""
     job = admitted.job
-    stored, cached, fp = await _load(admitted, reads, deps)
+    stored, cached, fp, pending = await _load(admitted, reads, deps)
     if stored is not None:
         return stored, cached, None
-    params = await _images(admitted, reads, deps)
+    # An IndexFaces job without ExternalImageId is indexed under its job mark, which finds a lost call's faces.
+    params = reconcile.marked(job, await _images(admitted, reads, deps))
     if admitted.journaled:
         await journal.begin(job, deps.redis, deps.settings.result_ttl_s)
-    response = await rekognition_call(deps, outcome, job.operation.value, params)()
+    layer = reconcile.guard(deps, outcome, job, params, pending)
+    response = await rekognition_call(deps, outcome, job.operation.value, params, layer)()
     if admitted.journaled:
         await journal.record(job, deps.redis, response, deps.settings.result_ttl_s)
     entry = deps.cache.entry(fp, response) if fp is not None and deps.cache is not None else None

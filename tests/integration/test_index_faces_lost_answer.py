@@ -1,0 +1,139 @@
+"""An IndexFaces whose answer is lost after Rekognition acted leaves one copy of the face, not one per attempt (issue
+25, the chaos campaign's "faces indexed twice"): a real worker, a real local_rekognition, and the HTTP fault proxy
+dropping IndexFaces answers after the endpoint indexed the face. Faces other jobs indexed from the same photo, with
+or without an ExternalImageId, are never adopted or deleted.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from producer import FaceQueue, JobStatus, ProducerSettings, jobs
+from producer.contract import job_mark, journal_key
+from testmedia.photos import grace_hopper
+from tests.fixtures.aws import rekognition_client
+from tests.fixtures.faultproxy import HttpFaults
+from tests.fixtures.redis import wait_until
+from tests.fixtures.workers import WorkerProcess, worker_environment
+
+pytestmark = pytest.mark.timeout(240)
+
+PHOTO = grace_hopper().read_bytes()
+
+
+def _faces(rekognition: Any, cid: str) -> dict[str, dict[str, Any]]:
+    """The collection's faces by FaceId, as ListFaces lists them."""
+    return {f["FaceId"]: f for f in rekognition.list_faces(CollectionId=cid, MaxResults=4096)["Faces"]}
+
+
+@pytest.fixture
+def collection(local_rekognition_url: str) -> Iterator[tuple[Any, str]]:
+    """A fresh collection on the session's local_rekognition, and a client reaching it directly."""
+    rekognition = rekognition_client(local_rekognition_url)
+    cid = f"lost-{uuid.uuid4().hex[:8]}"
+    rekognition.create_collection(CollectionId=cid)
+    yield rekognition, cid
+    rekognition.delete_collection(CollectionId=cid)
+
+
+def _stack(
+    redis_url: str, moto_s3_url: str, proxy: HttpFaults, start_worker: Callable[..., WorkerProcess], **settings: str
+) -> tuple[FaceQueue, Callable[[], WorkerProcess]]:
+    """A producer on a queue of its own, and a starter of workers reaching Rekognition through the proxy."""
+    queue = f"lost-{uuid.uuid4().hex[:8]}"
+    env = worker_environment(redis_url, proxy.url, moto_s3_url, queue, cache_ttl_s="0", **settings)
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    return fq, lambda: start_worker(env, concurrency=2)
+
+
+def test_a_lost_index_faces_answer_leaves_one_copy_and_touches_no_other_jobs_faces(
+    redis_url: str,
+    moto_s3_url: str,
+    local_rekognition_url: str,
+    collection: tuple[Any, str],
+    http_faults: Callable[[str], HttpFaults],
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a collection already holding the same photo's face three times: indexed by another job through the
+    # worker (no ExternalImageId), directly without an ExternalImageId, and directly under "grace"
+    rekognition, cid = collection
+    proxy = http_faults(local_rekognition_url)
+    fq, start = _stack(redis_url, moto_s3_url, proxy, start_worker, backoff_base_s="0.05", backoff_cap_s="0.5")
+    start()
+    other = fq.result(fq.submit(jobs.index_faces(PHOTO, cid, max_faces=1)), timeout_s=60)
+    assert other.status is JobStatus.SUCCEEDED, other.error
+    rekognition.index_faces(CollectionId=cid, Image={"Bytes": PHOTO}, MaxFaces=1)
+    rekognition.index_faces(CollectionId=cid, Image={"Bytes": PHOTO}, MaxFaces=1, ExternalImageId="grace")
+    earlier = _faces(rekognition, cid)
+    assert len(earlier) == 3
+    # When every IndexFaces answer is dropped after local_rekognition indexed the face
+    proxy.set("cut", operations=["IndexFaces"])
+    envelope = fq.result(fq.submit(jobs.index_faces(PHOTO, cid, max_faces=1)), timeout_s=120)
+    # Then the job succeeds with the one face its lost call indexed, the only copy in the collection, and every
+    # face another job indexed is still there, untouched
+    assert proxy.stats().get("cut:IndexFaces", 0) >= 1
+    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+    assert envelope.response is not None
+    [record] = envelope.response["FaceRecords"]
+    now = _faces(rekognition, cid)
+    assert set(now) == set(earlier) | {record["Face"]["FaceId"]} and len(now) == 4
+    assert all(now[face_id] == face for face_id, face in earlier.items())
+    # And the answer is the face as the collection holds it, under the job's mark
+    assert record["Face"] == now[record["Face"]["FaceId"]]
+    assert record["Face"]["ExternalImageId"] == job_mark(envelope.job_id)
+    assert record["FaceDetail"]["BoundingBox"] == record["Face"]["BoundingBox"]
+    published = [f for _, f in fq.redis.xrange(fq.settings.results_stream) if f[b"job_id"].decode() == envelope.job_id]
+    assert len(published) == 1
+    fq.close()
+
+
+def test_a_job_redelivered_after_its_call_acted_unrecorded_adopts_that_face(
+    redis_url: str,
+    moto_s3_url: str,
+    local_rekognition_url: str,
+    collection: tuple[Any, str],
+    http_faults: Callable[[str], HttpFaults],
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a worker whose IndexFaces (and ListFaces) answers are all dropped, with a minute's backoff between
+    # attempts, and a collection already holding the photo's face from another job
+    rekognition, cid = collection
+    proxy = http_faults(local_rekognition_url)
+    fq, start = _stack(
+        redis_url,
+        moto_s3_url,
+        proxy,
+        start_worker,
+        backoff_base_s="60",
+        backoff_cap_s="60",
+        visibility_timeout_s="15",
+        restore_interval_s="1",
+        job_timeout_s="5",
+    )
+    rekognition.index_faces(CollectionId=cid, Image={"Bytes": PHOTO}, MaxFaces=1)
+    earlier = _faces(rekognition, cid)
+    proxy.set("cut", operations=["IndexFaces", "ListFaces"])
+    first = start()
+    handle = fq.submit(jobs.index_faces(PHOTO, cid, max_faces=1))
+    # When the worker is SIGKILLed once Rekognition indexed the face (its journal still says "pending"), and
+    # another worker takes the message when it comes back, the network healed
+    wait_until(lambda: len(_faces(rekognition, cid)) > len(earlier), 60, "the face to be indexed")
+    first.stop(signal.SIGKILL)
+    assert fq.redis.get(journal_key(handle.job_id)) == b"pending"
+    proxy.set("pass")
+    start()
+    envelope = fq.result(handle, timeout_s=120)
+    # Then the job's one result holds the face the killed run indexed, and the collection holds it once
+    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+    assert envelope.response is not None
+    [record] = envelope.response["FaceRecords"]
+    now = _faces(rekognition, cid)
+    assert set(now) == set(earlier) | {record["Face"]["FaceId"]} and len(now) == len(earlier) + 1
+    published = [f for _, f in fq.redis.xrange(fq.settings.results_stream) if f[b"job_id"].decode() == handle.job_id]
+    assert len(published) == 1
+    fq.close()
