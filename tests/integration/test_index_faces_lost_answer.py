@@ -137,3 +137,36 @@ def test_a_job_redelivered_after_its_call_acted_unrecorded_adopts_that_face(
     published = [f for _, f in fq.redis.xrange(fq.settings.results_stream) if f[b"job_id"].decode() == handle.job_id]
     assert len(published) == 1
     fq.close()
+
+
+def test_a_run_after_two_lost_calls_keeps_one_copy_and_deletes_only_its_own_extra(
+    redis_url: str,
+    moto_s3_url: str,
+    local_rekognition_url: str,
+    collection: tuple[Any, str],
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a job whose earlier runs called IndexFaces twice and recorded neither answer (its journal says
+    # "pending"; two copies of the face under the job's mark), and the same photo indexed by others meanwhile
+    rekognition, cid = collection
+    queue = f"lost-{uuid.uuid4().hex[:8]}"
+    start_worker(worker_environment(redis_url, local_rekognition_url, moto_s3_url, queue, cache_ttl_s="0"))
+    fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
+    prepared = jobs.index_faces(PHOTO, cid, max_faces=1)
+    mark = job_mark(prepared.job.job_id)
+    fq.redis.set(journal_key(prepared.job.job_id), b"pending", ex=600)
+    for external in (mark, None, mark, "grace"):
+        rekognition.index_faces(
+            CollectionId=cid, Image={"Bytes": PHOTO}, MaxFaces=1, **({"ExternalImageId": external} if external else {})
+        )
+    before = _faces(rekognition, cid)
+    copies = sorted((f["ImageId"], face_id) for face_id, f in before.items() if f.get("ExternalImageId") == mark)
+    assert len(before) == 4 and len(copies) == 2
+    # When the job runs again
+    envelope = fq.result(fq.submit(prepared), timeout_s=60)
+    # Then it publishes one of its copies without indexing again, and deletes the other one only
+    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+    assert envelope.response is not None
+    assert [r["Face"]["FaceId"] for r in envelope.response["FaceRecords"]] == [copies[0][1]]
+    assert set(_faces(rekognition, cid)) == set(before) - {copies[1][1]}
+    fq.close()
