@@ -15,8 +15,9 @@ for faces under the mark before it calls again:
 
 "May have been lost" is a failure without an answer from Rekognition (EndpointConnectionError, Timeout,
 MalformedResponse) and, on a later run, a journal entry still "pending" (journal.py). An answered error (throttle,
-4xx, 5xx) changed nothing. After a success that followed a lost attempt, the faces under the mark that the answer
-does not hold are deleted: a timed-out call that reached Rekognition after the check.
+4xx, 5xx) changed nothing. A timed-out call may still be on its way (held in the network, a slow endpoint): before
+the job's answer stands, it is given one FACEQUEUE_REKOGNITION_READ_TIMEOUT_S more to land, then the faces under the
+mark that the answer does not hold are deleted.
 
 A job that sets its own ExternalImageId is not marked (its id is the user's, and faces other jobs indexed may share
 it): a lost answer is retried as before, and may leave a copy. docs/reliability.md holds the trade-offs.
@@ -25,12 +26,14 @@ it): a lost answer is retried as before, and may leave a copy. docs/reliability.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from producer.contract import IndexFacesJob, Job, job_mark
 from worker import metrics
-from worker.calls import Call, CallOutcome, classify, timed
+from worker.calls import Call, CallOutcome, rate_limited, timed, wait_uncounted
 from worker.deps import Deps
 from worker.errors import JobFailure
 from worker.responses import check_members
@@ -61,42 +64,76 @@ def guard(
     mark = params.get("ExternalImageId")
     if not isinstance(job, IndexFacesJob) or mark != job_mark(job.job_id):
         return lambda call: call
-    collection = job.collection_id
-    lost = pending  # whether an earlier attempt may have acted unheard
+    return _Guard(deps, outcome, job.collection_id, mark, lost=pending).layer
 
-    def layer(call: Call[Answer]) -> Call[Answer]:
-        async def attempt() -> Answer:
-            nonlocal lost
-            if lost:
-                # Checked again before each attempt: a timed-out call may reach Rekognition after the last check.
-                found = await _adopt(deps, outcome, collection, mark)
-                if found is not None:
-                    return found
-            try:
-                answer = await call()
-            except JobFailure as failure:
-                if failure.code not in UNANSWERED:
-                    raise
-                lost = True
-                # At once, too: this may be the last attempt the retries allow, and its faces are then the answer.
-                try:
-                    found = await _adopt(deps, outcome, collection, mark)
-                except JobFailure:
-                    raise failure from None
-                if found is None:
-                    raise
-                return found
-            if lost:
-                await _sweep(deps, outcome, collection, mark, answer)
-            return answer
 
-        return attempt
+@dataclass
+class _Guard:
+    """One job's IndexFaces attempts, and what the lost ones may have left under its mark."""
 
-    return layer
+    deps: Deps
+    outcome: CallOutcome
+    collection: str
+    mark: str
+    lost: bool
+    """Whether an earlier attempt (or run) may have acted unheard."""
+    timed_out_at: float | None = None
+    """When an attempt last timed out: its call may still be on its way to Rekognition."""
+
+    def layer(self, call: Call[Answer]) -> Call[Answer]:
+        """The call, each attempt of it guarded."""
+        return lambda: self.attempt(call)
+
+    async def attempt(self, call: Call[Answer]) -> Answer:
+        """One attempt: the lost calls' faces if there are any, else IndexFaces."""
+        if self.lost:
+            # Looked for again before each attempt: a timed-out call may have landed since the last look.
+            found = await _adopt(self.deps, self.outcome, self.collection, self.mark)
+            if found is not None:
+                return await self.finish(found, adopted=True)
+        try:
+            answer = await call()
+        except JobFailure as failure:
+            if failure.code not in UNANSWERED:
+                raise
+            return await self.after_lost(failure)
+        return await self.finish(answer, adopted=False) if self.lost else answer
+
+    async def after_lost(self, failure: JobFailure) -> Answer:
+        """Look at once for what an unanswered attempt indexed: this may be the last attempt the retries allow, and
+        its faces are then the answer. Raise the failure when it indexed nothing (yet)."""
+        self.lost = True
+        if failure.code == "Timeout":
+            self.timed_out_at = time.monotonic()
+            if self.outcome.attempts >= self.deps.settings.max_attempts:
+                await self.settled()  # the retries are spent: what this call indexed is the only answer left
+        try:
+            found = await _adopt(self.deps, self.outcome, self.collection, self.mark)
+        except JobFailure:
+            raise failure from None
+        if found is None:
+            raise failure
+        return await self.finish(found, adopted=True)
+
+    async def settled(self) -> None:
+        """Give a timed-out call one read timeout more to land (a stall in the network, a slow endpoint)."""
+        if self.timed_out_at is not None:
+            left = self.timed_out_at + self.deps.settings.rekognition_read_timeout_s - time.monotonic()
+            if left > 0:
+                await wait_uncounted(self.deps, left)
+
+    async def finish(self, answer: Answer, adopted: bool) -> Answer:
+        """The answer, once faces under the mark that it does not hold are deleted."""
+        # An adopted answer kept one image's faces and deleted the rest: only a call still on its way adds more.
+        if self.lost and (self.timed_out_at is not None or not adopted):
+            await self.settled()
+            await _sweep(self.deps, self.outcome, self.collection, self.mark, answer)
+        return answer
 
 
 async def _call(deps: Deps, outcome: CallOutcome, operation: str, **params: Any) -> Answer:
-    """One ListFaces or DeleteFaces, timed with the job's calls; failures classified for the retry layer."""
+    """One ListFaces or DeleteFaces, after a slot of its shared rate (a throttle slows every worker, as for any
+    call) and timed with the job's calls; not one of the job's attempts, which stay IndexFaces's own."""
     method = getattr(deps.rekognition, "list_faces" if operation == "ListFaces" else "delete_faces")
 
     async def call() -> Answer:
@@ -106,10 +143,11 @@ async def _call(deps: Deps, outcome: CallOutcome, operation: str, **params: Any)
         answer.pop("ResponseMetadata", None)
         return answer
 
+    attempts = outcome.attempts
     try:
-        return await timed(call, outcome, operation)()
-    except Exception as exc:
-        raise classify(exc) from None
+        return await rate_limited(timed(call, outcome, operation), deps, operation, outcome)()
+    finally:
+        outcome.attempts = attempts
 
 
 async def _marked_faces(deps: Deps, outcome: CallOutcome, collection: str, mark: str) -> tuple[list[Answer], str]:

@@ -170,3 +170,29 @@ def test_a_run_after_two_lost_calls_keeps_one_copy_and_deletes_only_its_own_extr
     assert [r["Face"]["FaceId"] for r in envelope.response["FaceRecords"]] == [copies[0][1]]
     assert set(_faces(rekognition, cid)) == set(before) - {copies[1][1]}
     fq.close()
+
+
+def test_calls_that_reach_rekognition_after_the_worker_gave_up_leave_one_copy(
+    redis_url: str,
+    moto_s3_url: str,
+    local_rekognition_url: str,
+    collection: tuple[Any, str],
+    http_faults: Callable[[str], HttpFaults],
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a proxy holding every IndexFaces 3 s before it forwards it, and a worker that gives up after 2 s
+    rekognition, cid = collection
+    proxy = http_faults(local_rekognition_url)
+    settings = {"backoff_base_s": "0.05", "backoff_cap_s": "0.5", "rekognition_read_timeout_s": "2"}
+    fq, start = _stack(redis_url, moto_s3_url, proxy, start_worker, **settings)
+    start()
+    proxy.set("stall", operations=["IndexFaces"], stall_s=3.0)
+    # When an IndexFaces job runs: each attempt times out, and its call indexes the face after the worker gave up
+    envelope = fq.result(fq.submit(jobs.index_faces(PHOTO, cid, max_faces=1)), timeout_s=120)
+    # Then the job's answer is one face, the only one in the collection
+    assert proxy.stats().get("stall:IndexFaces", 0) >= 2
+    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+    assert envelope.response is not None
+    [record] = envelope.response["FaceRecords"]
+    assert set(_faces(rekognition, cid)) == {record["Face"]["FaceId"]}
+    fq.close()
