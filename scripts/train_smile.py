@@ -47,7 +47,7 @@ def _measure(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64] | None:
     if not faces:
         return None
     points = face_mesh(image, faces[0]).points
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gray = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
     raw = emotions.emotion_probabilities(emotions.face_chip(gray, points))
     return expressions.smile_features(expressions.blendshape_scores(points), raw)
 
