@@ -40,8 +40,9 @@ _PUBLISH = """
 -- a Redis user limited to facequeue's key patterns can run it (an empty name is a key it may not touch).
 -- ARGV: envelope JSON, ttl seconds, status, job id, stream maxlen, done channel, dead letter JSON ('' unless failed),
 -- cached response JSON, cache ttl seconds, which optional keys follow ('b' batch, 'c' cache, 'j' journal, 'm' Celery's
--- result meta), the JSON before and after the envelope in Celery's meta ('' without 'm'), then the job's blob keys to
--- release (succeeded jobs only: a dead letter keeps its image for a retry)
+-- result meta, 'a' kombu's unacked hash and its index), the JSON before and after the envelope in Celery's meta
+-- ('' without 'm'), the message's delivery tag ('' without 'a'), then the job's blob keys to release (succeeded jobs
+-- only: a dead letter keeps its image for a retry)
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
 end
@@ -50,7 +51,12 @@ local batch, batch_stream, cache, journal, meta
 if string.find(ARGV[10], 'b', 1, true) then batch, batch_stream, k = KEYS[k], KEYS[k + 1], k + 2 end
 if string.find(ARGV[10], 'c', 1, true) then cache, k = KEYS[k], k + 1 end
 if string.find(ARGV[10], 'j', 1, true) then journal, k = KEYS[k], k + 1 end
-if string.find(ARGV[10], 'm', 1, true) then meta = KEYS[k] end
+if string.find(ARGV[10], 'm', 1, true) then meta, k = KEYS[k], k + 1 end
+if string.find(ARGV[10], 'a', 1, true) then
+  -- kombu's ack of the message (MULTI ZREM HDEL EXEC after the task), in the step that publishes its one job.
+  redis.call('ZREM', KEYS[k + 1], ARGV[13])
+  redis.call('HDEL', KEYS[k], ARGV[13])
+end
 if cache then
   redis.call('SET', cache, ARGV[8], 'NX', 'EX', ARGV[9])
 end
@@ -58,7 +64,7 @@ if journal then
   -- The answer it recorded before publishing has done its job: the result key now stands for it.
   redis.call('DEL', journal)
 end
-for i = 13, #ARGV do
+for i = 14, #ARGV do
   if redis.call('DECR', ARGV[i] .. ':refs') <= 0 then
     redis.call('DEL', ARGV[i], ARGV[i] .. ':refs')
   end
@@ -102,6 +108,9 @@ class CeleryResult:
     """Celery's result key for the task, ``celery-task-meta-<task id>`` (the backend's own key prefix)."""
     task_id: str
     written: bool = False
+    unacked: tuple[str, str, str] | None = None
+    """The message's entry in kombu's unacked hash, its index and its delivery tag (worker/broker/settle.py): the
+    script acknowledges the message when it publishes, and ``written`` then also says it did."""
 
     def around(self) -> tuple[str, str]:
         """The JSON before and after the envelope in the meta Celery's backend writes for a task's return value.
@@ -167,11 +176,15 @@ class Publisher:
         if journaled:
             keys.append(journal_key(envelope.job_id))
             present += "j"
-        head, tail = "", ""
+        head, tail, tag = "", "", ""
         if celery is not None:
             keys.append(celery.key)
             present += "m"
             head, tail = celery.around()
+            if celery.unacked is not None:
+                unacked, index, tag = celery.unacked
+                keys += [unacked, index]
+                present += "a"
         args = [
             envelope_json,
             self._ttl_s,
@@ -185,6 +198,7 @@ class Publisher:
             present,
             head,
             tail,
+            tag,
             *blobs,
         ]
         if await self._script(keys=keys, args=args):

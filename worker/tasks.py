@@ -85,7 +85,9 @@ def celery_result(task: Task) -> CeleryResult | None:
     if request.group or request.parent_id or request.chord or not hasattr(task.backend, "get_key_for_task"):
         return None
     key = task.backend.get_key_for_task(request.id)
-    return CeleryResult(key.decode() if isinstance(key, bytes) else key, request.id)
+    # Acknowledged late (the worker's setting), the message can be acknowledged by the publish itself.
+    entry = broker.unacked_entry(request.id) if task.acks_late else None
+    return CeleryResult(key.decode() if isinstance(key, bytes) else key, request.id, unacked=entry)
 
 
 def _shell(operation: Operation) -> Task:
@@ -111,6 +113,8 @@ def _shell(operation: Operation) -> Task:
                     # The publish wrote Celery's result with the job's (bench/README.md: two round trips a job):
                     # Celery's backend skips a request that asks for no result when it would store the return value.
                     self.request.ignore_result = True
+                    if celery.unacked is not None:  # and acknowledged the message: kombu's ack sends nothing
+                        broker.settled(celery.unacked[2])
                 return envelope.model_dump(mode="json", exclude_none=True)
         except ShuttingDown:
             # Back to the queue for another worker; jobs it already published are skipped when it comes round.

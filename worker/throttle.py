@@ -28,6 +28,8 @@ Redis (another region, a test double).
 
 from __future__ import annotations
 
+import itertools
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
@@ -57,6 +59,9 @@ RECHECK_AFTER_S = 0.005
 """A caller that waited longer than this for its slot checks that no cut voided it meanwhile (one HGET)."""
 STATE_TTL_S = 3600
 """The learnt rate outlives a quiet spell of an hour; after that, slow start again."""
+TTL_RENEW_S = 60.0
+"""How often a slot renews the schedule's TTL (so it never has less than STATE_TTL_S - TTL_RENEW_S left while in
+use): renewing it with every slot cost an EXPIRE a Rekognition call."""
 MAX_ASK_GAP_S = 1.0
 """A caller turned away comes back within this, however far its turn: its place is kept only while it asks."""
 STALE_AFTER_S = 3.0
@@ -66,28 +71,34 @@ _SCRIPT = """
 -- KEYS[1]: the operation's hash; KEYS[2]: callers waiting for a slot by first ask; KEYS[3]: the same by last ask.
 -- ARGV: event ('reserve' | 'throttled'), configured ceiling (0: none), burst, epoch of the throttled call, then the
 -- tuning: initial, slow-start gain per slot, slow-start exit, backoff, climb/s, floor, ceiling, ttl, horizon s,
--- backoff of a quick second cut; then the caller's id, its first ask (0: now), the longest gap between its asks and
--- how long a silent caller keeps its place.
+-- backoff of a quick second cut; then the caller's id, its first ask (0: now), the longest gap between its asks,
+-- how long a silent caller keeps its place, and how often the hash's TTL is renewed.
 -- Returns {wait ms, rate, epoch, slot time on Redis's clock, granted, the caller's first ask}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local cfg = tonumber(ARGV[2])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'epoch', 'mode', 'peak', 'cut_at')
+local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'epoch', 'mode', 'peak', 'cut_at', 'kept')
 local tat = tonumber(s[1]) or now
 local rate = tonumber(s[2])
 local epoch = tonumber(s[3]) or 0
 local mode = s[4]
 local peak = tonumber(s[5])
 local cut_at = tonumber(s[6]) or 0
+local kept = tonumber(s[7]) or 0
 local ceiling = tonumber(ARGV[11])
 if cfg > 0 then ceiling = math.min(ceiling, cfg) end
 if not rate then
   if cfg > 0 then rate, mode = cfg, 'avoid' else rate, mode = tonumber(ARGV[5]), 'start' end
 end
 peak = peak or rate
-local function save()
-  redis.call('HSET', KEYS[1], 'tat', tat, 'rate', rate, 'epoch', epoch, 'mode', mode, 'peak', peak)
-  redis.call('EXPIRE', KEYS[1], ARGV[12])
+local function save(refresh)
+  -- The TTL is renewed every ARGV[19] seconds, not with every slot (an EXPIRE a slot was one command in four).
+  if refresh or now - kept >= tonumber(ARGV[19]) then
+    redis.call('HSET', KEYS[1], 'tat', tat, 'rate', rate, 'epoch', epoch, 'mode', mode, 'peak', peak, 'kept', now)
+    redis.call('EXPIRE', KEYS[1], ARGV[12])
+  else
+    redis.call('HSET', KEYS[1], 'tat', tat, 'rate', rate, 'epoch', epoch, 'mode', mode, 'peak', peak)
+  end
 end
 if ARGV[1] == 'throttled' then
   if tonumber(ARGV[4]) >= epoch then
@@ -105,10 +116,37 @@ if ARGV[1] == 'throttled' then
     rate = math.max(tonumber(ARGV[10]), math.min(rate, ceiling))
     -- The schedule restarts one interval at the new rate from now: slots handed out before are void (epoch).
     epoch, tat = epoch + 1, now + 1 / rate
-    save()
+    save(true)
     redis.call('HSET', KEYS[1], 'cut_at', now)
   end
   return {0, tostring(rate), epoch, string.format('%.6f', now), 1, '0'}
+end
+if tat < now then tat = now end
+local interval = 1 / rate
+local allowed_at = tat - (tonumber(ARGV[3]) - 1) * interval
+local horizon = tonumber(ARGV[13])
+local since = tonumber(ARGV[16])
+if since <= 0 then since = now end
+local function grant()
+  tat = tat + interval
+  -- Grow per slot granted while callers queue for slots (an idle spell says nothing about the quota): slow start
+  -- adds a constant per slot, doubling the rate about every second; avoidance adds climb x peak per second, or
+  -- climb x the configured quota when there is one (the quota is known: no need to creep up to it from a low cut).
+  if allowed_at > now then
+    local base = peak
+    if cfg > 0 then base = cfg end
+    if mode == 'start' then rate = rate + tonumber(ARGV[6]) else rate = rate + tonumber(ARGV[9]) * base / rate end
+    rate = math.max(tonumber(ARGV[10]), math.min(rate, ceiling))
+  end
+  save(false)
+  local wait = math.max(0, allowed_at - now)
+  return {math.floor(wait * 1000 + 0.5), tostring(rate), epoch, string.format('%.6f', math.max(allowed_at, now)), 1,
+    string.format('%.6f', since)}
+end
+-- Nobody waiting and a slot within the horizon: the caller would join the queue at rank 0 and leave it granted at
+-- once, so it is granted without touching the queue (4 commands instead of 13: the common case below a quota).
+if allowed_at - now <= horizon and redis.call('EXISTS', KEYS[2]) == 0 then
+  return grant()
 end
 -- Callers that stopped asking (their job ended, their process died) hold no place.
 local silent = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[18]), 'LIMIT', 0, 100)
@@ -116,17 +154,11 @@ if #silent > 0 then
   redis.call('ZREM', KEYS[2], unpack(silent))
   redis.call('ZREM', KEYS[3], unpack(silent))
 end
-local since = tonumber(ARGV[16])
-if since <= 0 then since = now end
 redis.call('ZADD', KEYS[2], 'NX', since, ARGV[15])
 redis.call('ZADD', KEYS[3], now, ARGV[15])
 redis.call('EXPIRE', KEYS[2], ARGV[12])
 redis.call('EXPIRE', KEYS[3], ARGV[12])
 local rank = redis.call('ZRANK', KEYS[2], ARGV[15])
-if tat < now then tat = now end
-local interval = 1 / rate
-local allowed_at = tat - (tonumber(ARGV[3]) - 1) * interval
-local horizon = tonumber(ARGV[13])
 -- Slots within the horizon go to the callers that asked first: no slot beyond it, as a slot held long would be at
 -- a rate that may be stale by then. The others come back about when their turn enters the horizon.
 local free = 0
@@ -139,21 +171,18 @@ if rank >= free then
 end
 redis.call('ZREM', KEYS[2], ARGV[15])
 redis.call('ZREM', KEYS[3], ARGV[15])
-tat = tat + interval
--- Grow per slot granted while callers queue for slots (an idle spell says nothing about the quota): slow start
--- adds a constant per slot, doubling the rate about every second; avoidance adds climb x peak per second, or climb x
--- the configured quota when there is one (the quota is known: no need to creep up to it from a low cut).
-if allowed_at > now then
-  local base = peak
-  if cfg > 0 then base = cfg end
-  if mode == 'start' then rate = rate + tonumber(ARGV[6]) else rate = rate + tonumber(ARGV[9]) * base / rate end
-  rate = math.max(tonumber(ARGV[10]), math.min(rate, ceiling))
-end
-save()
-local wait = math.max(0, allowed_at - now)
-return {math.floor(wait * 1000 + 0.5), tostring(rate), epoch, string.format('%.6f', math.max(allowed_at, now)), 1,
-  string.format('%.6f', since)}
+return grant()
 """
+
+
+_HOST_SEED = uuid.uuid4().hex[:12]
+_CALLS = itertools.count()
+
+
+def _caller_id() -> str:
+    """An id no other caller of any process shares: a uuid4 per call cost ~1% of a single-job worker's CPU."""
+    # The pid tells apart the children a prefork pool forks after import, which share the seed.
+    return f"{_HOST_SEED}.{os.getpid()}.{next(_CALLS)}"
 
 
 class Ticket(NamedTuple):
@@ -225,6 +254,7 @@ class AdaptiveRate:
                 since,
                 MAX_ASK_GAP_S,
                 STALE_AFTER_S,
+                TTL_RENEW_S,
             ],
         )
         return Ticket(float(wait_ms) / 1000, int(current), float(rate), float(at), bool(granted), float(first))
@@ -232,13 +262,13 @@ class AdaptiveRate:
     async def reserve(self, operation: str, caller: str | None = None, since: float = 0.0) -> Ticket:
         """Ask for the next call slot: granted (wait ``wait_s``, then call) or not (wait, then ask again with the
         same ``caller`` id and the ticket's ``since_s``, which keep the caller's place in the queue)."""
-        return await self._run("reserve", operation, caller=caller or uuid.uuid4().hex, since=since)
+        return await self._run("reserve", operation, caller=caller or _caller_id(), since=since)
 
     async def acquire(self, operation: str, pause: Callable[[float], Awaitable[None]]) -> Ticket:
         """Wait with ``pause`` for a slot that no throttle has voided, and return it."""
         if not self.paces(operation):
             return UNPACED
-        caller, since = uuid.uuid4().hex, 0.0
+        caller, since = _caller_id(), 0.0
         try:
             while True:
                 ticket = await self.reserve(operation, caller, since)

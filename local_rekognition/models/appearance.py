@@ -144,9 +144,10 @@ def canonical(
 
 
 def _window(channel: npt.NDArray[Any], x: float, y: float, width: float, height: float) -> npt.NDArray[np.float32]:
-    left, top = int(np.clip(round(x), 0, CANVAS_WIDTH - 2)), int(np.clip(round(y), 0, CANVAS_HEIGHT - 2))
-    right = int(np.clip(round(x + width), left + 2, CANVAS_WIDTH))
-    bottom = int(np.clip(round(y + height), top + 2, CANVAS_HEIGHT))
+    # Python's min and max on the rounded ints: np.clip on scalars cost 2 ms a face over the ~50 windows.
+    left, top = min(max(round(x), 0), CANVAS_WIDTH - 2), min(max(round(y), 0), CANVAS_HEIGHT - 2)
+    right = min(max(round(x + width), left + 2), CANVAS_WIDTH)
+    bottom = min(max(round(y + height), top + 2), CANVAS_HEIGHT)
     return np.asarray(channel[top:bottom, left:right], dtype=np.float32)
 
 

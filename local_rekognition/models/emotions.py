@@ -72,13 +72,19 @@ def adjusted(probabilities: npt.NDArray[np.float64], smile: float) -> npt.NDArra
 
 
 def emotions(
-    image: RGBImage | npt.NDArray[np.uint8], points: npt.NDArray[np.float64], smile: float
+    image: RGBImage | npt.NDArray[np.uint8],
+    points: npt.NDArray[np.float64],
+    smile: float,
+    raw: npt.NDArray[np.float32] | None = None,
 ) -> list[dict[str, Any]]:
     """All eight Rekognition emotion types with Confidence 0–100, highest first, as Rekognition sorts them.
 
-    ``image`` is the RGB photo or its gray version; ``smile`` the blendshape model's smile score (0–1) for the face.
+    ``image`` is the RGB photo or its gray version; ``smile`` the blendshape model's smile score (0–1) for the face;
+    ``raw`` the network's probabilities when the caller already has them.
     """
-    raw = emotion_probabilities(face_chip(image, points)).astype(np.float64)
+    if raw is None:
+        raw = emotion_probabilities(face_chip(image, points))
+    raw = raw.astype(np.float64)
     probabilities = adjusted(raw / (raw.sum() or 1.0), smile)
     scored = [(kind, round(100.0 * float(p), 4)) for kind, p in zip(CLASSES, probabilities, strict=True)]
     scored += [(kind, 0.0) for kind in NO_CLASS]

@@ -181,8 +181,13 @@ def _layer_weights(groups: Any, name: str) -> _Arrays:
     return [np.asarray(group[name], dtype=np.float32) for name in names]
 
 
-def convert(h5_bytes: bytes, *, input_size: int) -> bytes:
-    """The ONNX model (serialized) for a Keras 2 HDF5 model, with a fixed NHWC input of input_size²×3."""
+def convert(h5_bytes: bytes, *, input_size: int, global_pooling: bool = False) -> bytes:
+    """The ONNX model (serialized) for a Keras 2 HDF5 model, with a fixed NHWC input of input_size²×3.
+
+    ``global_pooling`` turns every AveragePooling2D into a GlobalAveragePool. That is the same graph when the pool
+    covers the whole feature map at the model's own input size (MobileNetV2's 7×7 head at 224), and lets the model
+    run on a smaller input, whose smaller map a fixed 7×7 pool could not take.
+    """
     import h5py
     import onnx
 
@@ -196,6 +201,10 @@ def convert(h5_bytes: bytes, *, input_size: int) -> bytes:
             inbound = [values[node[0]] for node in layer["inbound_nodes"][0]] if layer["inbound_nodes"] else []
             if kind == "InputLayer":
                 values[name] = graph.node("Transpose", ["input"], f"{name}/nchw", perm=[0, 3, 1, 2])
+            elif kind == "AveragePooling2D" and global_pooling and len(inbound) == 1:
+                if layer_config["padding"] != "valid":
+                    raise UnsupportedLayer(f"{name}: average pooling with padding {layer_config['padding']!r}")
+                values[name] = graph.node("GlobalAveragePool", inbound, name)
             elif kind == "Add":
                 values[name] = graph.node("Sum", inbound, name)
             elif kind in _SINGLE_INPUT and len(inbound) == 1:

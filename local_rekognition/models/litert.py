@@ -24,13 +24,21 @@ class _Bound:
 class TFLiteModel:
     """A single-input TFLite graph, safe to call from several threads (an interpreter keeps its tensors)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, content: bytes | None = None, input_shape: tuple[int, ...] | None = None) -> None:
+        """``content`` replaces the file's bytes (a graph edited in memory); ``input_shape`` resizes the input."""
         self._path = str(path)
+        self._content = content
+        self._input_shape = input_shape
         self._interpreters: PerThread[_Bound] = PerThread(self._new)
 
     def _new(self) -> _Bound:
         # One thread per call: the server's pool already runs one request per core.
-        interpreter = Interpreter(model_path=self._path, num_threads=1)
+        if self._content is not None:
+            interpreter = Interpreter(model_content=self._content, num_threads=1)
+        else:
+            interpreter = Interpreter(model_path=self._path, num_threads=1)
+        if self._input_shape is not None:
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(self._input_shape))
         interpreter.allocate_tensors()
         outputs = tuple(int(out["index"]) for out in interpreter.get_output_details())
         return _Bound(interpreter, int(interpreter.get_input_details()[0]["index"]), outputs)

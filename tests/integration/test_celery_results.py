@@ -105,3 +105,38 @@ def test_a_single_job_message_costs_celerys_result_backend_no_command(
     stats = client.info("commandstats")
     assert "cmdstat_setex" not in stats, stats.get("cmdstat_setex")
     fq.close()
+
+
+def test_a_single_job_message_is_acknowledged_by_the_step_that_publishes_it(
+    start_redis: Callable[..., RedisServer],
+    moto_s3_url: str,
+    start_standin: StartStandIn,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given a fresh Redis (its command counts are this test's), a worker and a Celery client knowing only the task name
+    server = start_redis()
+    client = redis.Redis.from_url(server.url)
+    queue = f"celery-acks-{uuid.uuid4().hex[:8]}"
+    standin = start_standin("--delay-ms", "0")
+    worker = start_worker(
+        worker_environment(server.url, standin.url, moto_s3_url, queue, cache_ttl_s="0"), concurrency=4
+    )
+    fq = FaceQueue(ProducerSettings(redis_url=server.url, queue=queue))  # type: ignore[arg-type]
+    blob = jobs.image_source(grace_hopper())
+    fq.redis.set(blob[0].key, next(iter(blob[1].values())), ex=600)  # type: ignore[union-attr]
+    job = {"operation": "DetectFaces", "image": blob[0].model_dump()}
+    app = _client(server.url)
+    client.config_resetstat()
+    # When it sends three single-job messages and waits for each
+    sent = [app.send_task(TASK_NAMES[Operation.DETECT_FACES], args=[job], queue=queue) for _ in range(3)]
+    envelopes = [ResultEnvelope.model_validate(r.get(timeout=60)) for r in sent]
+    # Then, as soon as each result stands, its message is out of kombu's unacked hash and index (one atomic step)
+    assert all(e.status is JobStatus.SUCCEEDED for e in envelopes)
+    assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
+    # And, once the worker stopped (every ack it owed made), kombu's ack sent no MULTI ZREM HDEL EXEC of its own:
+    # the three MULTI/EXEC left are the Celery client's (on main the worker's acks added three more, and ZREM HDEL)
+    assert worker.stop() == 0
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in client.info("commandstats").items()}
+    assert calls["multi"] == calls["exec"] == 3, calls
+    assert calls["zrem"] == calls["hdel"] == 3, calls
+    fq.close()

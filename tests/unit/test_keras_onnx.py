@@ -140,3 +140,33 @@ def test_an_unknown_layer_is_refused_by_name() -> None:
 
     with pytest.raises(UnsupportedLayer, match="lstm: layer type LSTM"):
         convert(_h5(layers), input_size=SIZE)
+
+
+def _head_pooled_whole() -> list[dict[str, Any]]:
+    """LAYERS with the pool covering the whole 4×4 map at SIZE (MobileNetV2's 7×7 head at 224 does the same)."""
+    pooled = _layer("AveragePooling2D", "pool", ["add"], pool_size=[4, 4], strides=[4, 4], padding="valid")
+    return [pooled if layer["config"]["name"] == "pool" else layer for layer in LAYERS]
+
+
+def _session(model: bytes) -> ort.InferenceSession:
+    return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+
+
+def test_global_pooling_is_the_same_graph_at_the_models_own_size() -> None:
+    # The dense layers expect 4 features after a whole-map pool: re-draw them for this head.
+    saved = dict(WEIGHTS)
+    WEIGHTS["dense"] = {"kernel:0": RNG.normal(size=(4, 5)), "bias:0": RNG.normal(size=5)}
+    try:
+        fixed = _session(convert(_h5(_head_pooled_whole()), input_size=SIZE))
+        pooled = _session(convert(_h5(_head_pooled_whole()), input_size=SIZE, global_pooling=True))
+        smaller = _session(convert(_h5(_head_pooled_whole()), input_size=SIZE - 2, global_pooling=True))
+        x = RNG.uniform(-1, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
+
+        # Then at the model's own size the whole-map pool is the pool it replaces
+        assert np.allclose(fixed.run(None, {"input": x})[0], pooled.run(None, {"input": x})[0], atol=1e-6)
+        # And a smaller input (a 3×3 map, which the fixed 4×4 pool could not take) still gives probabilities
+        (small,) = smaller.run(None, {"input": x[:, : SIZE - 2, : SIZE - 2]})
+        assert small.shape == (1, 2) and np.isclose(small.sum(), 1.0, atol=1e-6)
+    finally:
+        WEIGHTS.clear()
+        WEIGHTS.update(saved)

@@ -46,6 +46,11 @@ METHODS: list[tuple[Any, str, list[str] | None]] = [
     (kombu_redis.Channel, "Message", None),
     (kombu_redis.QoS, "_remove_from_indices", ["self", "delivery_tag", "pipe"]),
     (virtual.QoS, "append", ["self", "message", "delivery_tag"]),
+    # worker/broker/settle.py: the ack of a message its publish acknowledged skips kombu's Redis part only.
+    (kombu_redis.QoS, "ack", ["self", "delivery_tag"]),
+    (kombu_redis.QoS, "reject", ["self", "delivery_tag", "requeue"]),
+    (virtual.QoS, "ack", ["self", "delivery_tag"]),
+    (kombu_redis.Channel, "QoS", None),
     (virtual.Transport, "_deliver", ["self", "message", "queue"]),
     (virtual.Transport, "_callbacks", None),
     # The poller: the transport registers its waker like kombu's own BRPOP and LISTEN clients.

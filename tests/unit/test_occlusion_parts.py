@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from local_rekognition.models import hands, wheel_weights
 from local_rekognition.models.hands import Hand
+from local_rekognition.models.litert import TFLiteModel
 from local_rekognition.models.occlusion import EDGE_SHARE, FACE_OVAL, Occlusion, hand_over_face, outside_share
 
 
@@ -63,3 +65,16 @@ def test_a_mask_counts_only_from_its_calibrated_threshold() -> None:
     assert Occlusion(mask=0.89, hand=0.0, outside=0.0).probability < 0.5
     assert Occlusion(mask=0.97, hand=0.0, outside=0.0).probability > 0.8
     assert Occlusion(mask=0.2, hand=0.0, outside=0.0).probability < Occlusion(mask=0.5, hand=0, outside=0).probability
+
+
+def test_the_palm_graph_runs_at_160_px_with_its_pyramid_rescaled() -> None:
+    # Given the palm detector's own graph (upsampling to 24×24 and 12×12 for its 192-px input)
+    path = wheel_weights.path("palm_detection_full.tflite")
+    data = path.read_bytes()
+    edited = hands.palm_graph(data, 160)
+
+    # Then only the two 8-byte sizes change, and the graph runs at 160 px with one output per anchor
+    assert len(edited) == len(data) and sum(a != b for a, b in zip(data, edited, strict=True)) <= 8
+    model = TFLiteModel(path, content=edited, input_shape=(1, 160, 160, 3))
+    boxes, scores = model.run(np.zeros((1, 160, 160, 3), np.float32))
+    assert boxes.shape == (1, len(hands._anchors()), 18) and scores.shape == (1, len(hands._anchors()), 1)

@@ -33,6 +33,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from producer.contract import DEAD_LETTERS_KEY, MAX_REFUSED_LETTERS, REFUSED_LETTERS_KEY, TASK_NAMES, dead_letter_key
 from producer.masters import MasterConnection, MasterSSLConnection
+from worker.broker import settle
 from worker.broker.options import (
     DEAD_LETTER_TTL_OPTION,
     DEFAULT_FETCH_POLL_S,
@@ -73,8 +74,27 @@ def keep_refused_message(message: Any, code: str, reason: str) -> None:
     channel.keep_refused(text, queue, code, reason[:500])
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's Redis QoS; a message whose unacked entry the publish script removed is acked without Redis
+    (settle.py)."""
+
+    def ack(self, delivery_tag: str) -> None:
+        """Acknowledge: kombu's ZREM and HDEL, unless the publish already removed the entry in its own step."""
+        if settle.forget(delivery_tag):
+            virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
+        else:
+            super().ack(delivery_tag)  # type: ignore[no-untyped-call]
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """Reject as kombu does (a settled message has no entry left to restore: its result is published)."""
+        settle.forget(delivery_tag)
+        super().reject(delivery_tag, requeue)  # type: ignore[no-untyped-call]
+
+
 class Channel(kombu_redis.Channel):
     """A Redis channel that refuses, instead of raising on, queue entries it cannot parse."""
+
+    QoS = QoS
 
     def _option(self, name: str, default: int) -> int:
         return int((self.connection.client.transport_options or {}).get(name, default))
@@ -324,6 +344,10 @@ class Channel(kombu_redis.Channel):
             if not no_ack:
                 if self._taking_recorded:  # the take script wrote the unacked entry already: only count it here
                     virtual.QoS.append(self.qos, message, message.delivery_tag)  # type: ignore[no-untyped-call]
+                    entry = settle.Unacked(
+                        self._key(self.unacked_key), self._key(self.unacked_index_key), message.delivery_tag
+                    )
+                    settle.delivered((message.headers or {}).get("id"), entry)
                 else:
                     self.qos.append(message, message.delivery_tag)
             return callback(message)
