@@ -153,6 +153,16 @@ def journal_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:journal:{job_id}"
 
 
+JOB_MARK_PREFIX = "facequeue:job:"
+"""Reserved ExternalImageId prefix: an IndexFaces job that sets no ExternalImageId has its faces indexed under
+``facequeue:job:<job id>``, so that the worker can find them again after a lost answer (worker/reconcile.py)."""
+
+
+def job_mark(job_id: str) -> str:
+    """The ExternalImageId under which a job that sets none has its faces indexed."""
+    return f"{JOB_MARK_PREFIX}{job_id}"
+
+
 def cache_key(fingerprint: str) -> str:
     """Redis key of a stored Rekognition response for one image, operation and parameters."""
     return f"{KEY_PREFIX}:cache:{fingerprint}"
@@ -396,6 +406,14 @@ class IndexFacesJob(_Job):
     detection_attributes: tuple[Attribute, ...] = (Attribute.DEFAULT,)
 
     _split = field_validator("detection_attributes", mode="before")(_normalise_attributes)
+
+    @field_validator("external_image_id")
+    @classmethod
+    def _not_a_job_mark(cls, value: str | None) -> str | None:
+        # The prefix names one job's faces: a job that chose such an id could have them taken for another job's.
+        if value is not None and value.startswith(JOB_MARK_PREFIX):
+            raise ValueError(f"ExternalImageIds starting {JOB_MARK_PREFIX!r} are reserved for the worker's job marks")
+        return value
 
 
 class SearchFacesByImageJob(_Job):

@@ -185,8 +185,15 @@ def timed(call: Call[T], outcome: CallOutcome, operation: str) -> Call[T]:
     return measured
 
 
-def rekognition_call(deps: Deps, outcome: CallOutcome, operation: str, params: dict[str, Any]) -> Call[dict[str, Any]]:
-    """One Rekognition operation with its parameters, wrapped: retries around the rate limit around the timed call.
+def rekognition_call(
+    deps: Deps,
+    outcome: CallOutcome,
+    operation: str,
+    params: dict[str, Any],
+    layer: Callable[[Call[dict[str, Any]]], Call[dict[str, Any]]] | None = None,
+) -> Call[dict[str, Any]]:
+    """One Rekognition operation with its parameters, wrapped: retries around the rate limit around the timed call
+    (``layer``, if given, goes just inside the retries: reconcile.guard, which runs before each attempt).
 
     The answer is checked before it is believed (responses.py) and comes without its ResponseMetadata. The client
     method is named from the operation the way boto3 names it (botocore's xform_name: DetectFaces → detect_faces).
@@ -200,7 +207,7 @@ def rekognition_call(deps: Deps, outcome: CallOutcome, operation: str, params: d
         return answer
 
     limited = rate_limited(timed(call, outcome, operation), deps, operation, outcome)
-    return retrying(limited, deps, outcome, operation, counted=False)
+    return retrying(layer(limited) if layer is not None else limited, deps, outcome, operation, counted=False)
 
 
 async def rekognition(
@@ -209,10 +216,12 @@ async def rekognition(
     operation: str,
     request: Call[dict[str, Any]],
     before_call: Call[None] | None = None,
+    layer: Callable[[Call[dict[str, Any]]], Call[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """A job's Rekognition answer: its ``request`` built (the images fetched; S3 hiccups retried on their own count),
-    ``before_call`` awaited (a state-changing job's journal mark), then the call (``rekognition_call``)."""
+    ``before_call`` awaited (a state-changing job's journal mark), then the call (``rekognition_call``, with its
+    ``layer``)."""
     params = await retrying(request, deps, CallOutcome(), "fetch")()
     if before_call is not None:
         await before_call()
-    return await rekognition_call(deps, outcome, operation, params)()
+    return await rekognition_call(deps, outcome, operation, params, layer)()

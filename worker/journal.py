@@ -5,10 +5,12 @@ between Rekognition's answer and the publish must not be repeated blindly. So th
 the call and the answer right after it; a later run of the job (a redelivery, a message requeued after a Redis error)
 publishes the recorded answer instead of calling again. The publish script deletes the record.
 
-What remains possible: a run that dies after Rekognition acted and before the answer is recorded (one Redis round
-trip, or longer while Redis is unreachable) leaves "pending"; the next run calls again and says so in the log and in
-`facequeue_journal_unrecorded`. For IndexFaces the collection may then hold an extra copy of the face; nothing any
-other job indexed is ever touched.
+What remains: a run that dies after Rekognition acted and before the answer is recorded (one Redis round trip, or
+longer while Redis is unreachable) leaves "pending", counted in `facequeue_journal_unrecorded`. The next run of an
+IndexFaces job indexed under its job mark (one that set no ExternalImageId) then looks for the faces the earlier run
+indexed and adopts them (reconcile.py), as it does after an answer lost in transit. Any other journaled job calls
+again: an IndexFaces under the caller's own ExternalImageId may leave an extra copy of the face (nothing any other
+job indexed is ever touched), and a Create/DeleteCollection answers as Rekognition does to the second call.
 """
 
 from __future__ import annotations
@@ -35,24 +37,28 @@ def journaled(job: Job) -> bool:
     return job.operation in JOURNALED
 
 
-async def earlier_answer(job: Job, redis: Any, values: Mapping[str, bytes | None]) -> dict[str, Any] | None:
-    """The answer an earlier run of the job recorded, if any (from ``values``, read with its other keys, when there)."""
+async def earlier_answer(
+    job: Job, redis: Any, values: Mapping[str, bytes | None]
+) -> tuple[dict[str, Any] | None, bool]:
+    """The answer an earlier run of the job recorded, if any (from ``values``, read with its other keys, when there),
+    and whether an earlier run left "pending" (it may have called Rekognition and stopped before recording the
+    answer: reconcile.py looks for what it did)."""
     key = journal_key(job.job_id)
     raw = values[key] if key in values else await redis.get(key)
     if raw is None:
-        return None
+        return None, False
     if raw == PENDING:
         metrics.UNRECORDED.labels(job.operation.value).inc()
         log.warning(
-            "job %s: an earlier run may have called %s and stopped before recording the answer; calling again",
+            "job %s: an earlier run may have called %s and stopped before recording the answer",
             job.job_id,
             job.operation.value,
         )
-        return None
+        return None, True
     metrics.REPLAYED.labels(job.operation.value).inc()
     log.info("job %s: publishing the answer an earlier run recorded, without calling again", job.job_id)
     answer: dict[str, Any] = json.loads(raw)
-    return answer
+    return answer, False
 
 
 async def begin(job: Job, redis: Any, ttl_s: int) -> None:

@@ -89,3 +89,11 @@ UNRECORDED = Counter(
     ["operation"],
     registry=REGISTRY,
 )
+
+RECONCILED = Counter(
+    "facequeue_index_faces_reconciled",
+    "After a lost IndexFaces answer: answers adopted from the faces found under the job's mark, checks that found "
+    "none (IndexFaces called again), and extra copies deleted (reconcile.py).",
+    ["outcome"],
+    registry=REGISTRY,
+)

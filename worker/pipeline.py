@@ -1,24 +1,26 @@
 """A job's one straight path through the worker: admit → load → images → call → record → publish.
 
 This module tells an image job's whole story, from the task's argument to its published envelope; the modules it
-calls hold the details (contract, images, calls, journal, cache, publish) and none of them imports this one, so the
-story is read here alone. What a step finds travels on to the next on the ``Admitted`` job: nothing is worked out
-twice, and a job enters each module it needs once, in the order below (tests/integration/test_pipeline_walk.py
-follows a DetectFaces job to check it).
+calls hold the details (contract, images, calls, journal, reconcile, cache, publish) and none of them imports this
+one, so the story is read here alone. What a step finds travels on to the next on the ``Admitted`` job: nothing is
+worked out twice, and a job enters each module it needs once, in the order below
+(tests/integration/test_pipeline_walk.py follows a DetectFaces job to check it).
 
 - **admit**: the task argument becomes a job of the contract, or a refusal to publish in its place; everything known
   from the job alone is worked out here, once: its images, its Rekognition parameters, the Redis keys it reads and
-  its cache plan (cache.py: whether the cache serves it and, when every image is a blob, its entry's key).
+  its cache plan (cache.py: whether the cache serves it and, when every image is a blob, its entry's key) and, for
+  an IndexFaces job that sets no ExternalImageId, the job mark it is indexed under (reconcile.py).
 - **load**: one MGET (one per message, whatever its number of jobs) reads what every early exit needs: the result key
   (published already: never pay twice), the image blobs, the journal entry (a state-changing job an earlier run
-  answered) and the cache entry. A result this process kept when Redis refused its publish is in memory. Before
-  any S3 read, an image outside FACEQUEUE_S3_ALLOWED fails the job. An S3 image's cache key needs the object's
-  ETag, from the ranged read its format check needs anyway, so that job's cache entry is read after it. A job with
-  an S3 image thus enters images.py during the load too (the allow-list; the ETag, with cache.py for the key it
-  names): the walk's one detour.
+  answered, or left "pending") and the cache entry. A result this process kept when Redis refused its publish is in
+  memory. Before any S3 read, an image outside FACEQUEUE_S3_ALLOWED fails the job. An S3 image's cache key needs
+  the object's ETag, from the ranged read its format check needs anyway, so that job's cache entry is read after
+  it. A job with an S3 image thus enters images.py during the load too (the allow-list; the ETag, with cache.py for
+  the key it names): the walk's one detour.
 - **images → call**: one step in calls.py: the request built (images.py fetches and normalises the images, S3
   hiccups retried on their own count), then Rekognition, with retries and the shared rate limit wrapped around the
-  call, middleware-style.
+  call, middleware-style; a job under its mark has a guard inside the retries that adopts the faces a lost call
+  indexed instead of indexing again (reconcile.py).
 - **record**: a state-changing job's answer in the journal (its "pending" mark goes just before the call); a fresh
   response goes to the cache with the publish, which writes it under the key the cache plan named.
 - **publish**: once, in one Lua step (publish.py); a publish Redis refuses is kept in memory for the next delivery.
@@ -52,7 +54,7 @@ from producer.contract import (
     unique_blobs,
     utcnow,
 )
-from worker import images, journal, metrics
+from worker import images, journal, metrics, reconcile
 from worker.cache import CacheEntry, CachePlan, entry_for
 from worker.calls import JOB_CLOCK, CallOutcome, classify, rekognition, retrying
 from worker.deps import Deps
@@ -173,6 +175,8 @@ class Admitted:
     """Whether the job's answer is recorded before its result is published (journal.py)."""
     cache: CachePlan | None
     """How the response cache serves and stores this job's response (None: it does not)."""
+    mark: str | None
+    """The job mark an IndexFaces job that sets no ExternalImageId is indexed under, in ``params`` (reconcile.py)."""
 
 
 def _describe(exc: ValidationError) -> str:
@@ -250,7 +254,8 @@ def admit(payload: Any, operation: Operation, task_id: str, deps: Deps) -> Admit
     sources = list(by_parameter.values())
     blobs = unique_blobs(sources)
     s3 = [image for image in sources if isinstance(image, S3Image)]
-    params = job.request()
+    # An IndexFaces job without ExternalImageId is indexed under its job mark, which finds a lost call's faces.
+    params, mark = reconcile.marked(job, job.request())
     recorded = journal.journaled(job)
     plan = deps.cache.plan(job, params, sources) if deps.cache is not None else None
     keys = [result_key(job.job_id), *(blob.key for blob in blobs)]
@@ -258,7 +263,7 @@ def admit(payload: Any, operation: Operation, task_id: str, deps: Deps) -> Admit
         keys.append(journal_key(job.job_id))
     if plan is not None and plan.entry is not None:
         keys.append(plan.entry.key)
-    return Admitted(job, payload, sources, list(by_parameter), blobs, s3, params, keys, recorded, plan)
+    return Admitted(job, payload, sources, list(by_parameter), blobs, s3, params, keys, recorded, plan, mark)
 
 
 # --- load → images → call → record, failures as results ---
@@ -303,8 +308,9 @@ async def _respond(
                 return stored, True, None
     elif entry is not None and (raw := values.get(entry.key)):
         return json.loads(raw), True, None
+    pending = False
     if admitted.journaled:
-        earlier = await journal.earlier_answer(job, deps.redis, values)
+        earlier, pending = await journal.earlier_answer(job, deps.redis, values)
         if earlier is not None:
             return earlier, False, None
     request = partial(
@@ -320,7 +326,9 @@ async def _respond(
         reads=reads,
     )
     begin = partial(journal.begin, job, deps.redis, s.result_ttl_s) if admitted.journaled else None
-    response = await rekognition(deps, outcome, job.operation.value, request, begin)
+    # A job indexed under its mark looks for a lost call's faces before it calls again (reconcile.py).
+    layer = reconcile.guard(deps, outcome, admitted.mark, admitted.params, pending) if admitted.mark else None
+    response = await rekognition(deps, outcome, job.operation.value, request, begin, layer)
     if admitted.journaled:
         await journal.record(job, deps.redis, response, s.result_ttl_s)
     return response, False, entry

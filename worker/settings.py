@@ -73,6 +73,10 @@ class WorkerSettings(RedisSettings):
     job_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     """A job still running after this long (fetching, calling) fails with the retryable code JobTimeout and becomes a
     dead letter. Waiting for a rate-limit slot or a retry's backoff does not count: the timeout is for the calls."""
+    video_outage_s: Annotated[float, Field(gt=0, le=86400)] = 15 * 60.0
+    """How long the checks of a running video job may keep failing transiently (the endpoint down, 5xx, throttled,
+    cut answers) before the job fails; the Rekognition job runs on meanwhile, and an outage shorter than this is
+    waited out on the poll's countdown."""
     signing_key: str | None = None
     """PEM private key of this worker (Celery's auth serializer). With all three signing settings set, the worker
     accepts only messages signed by a certificate in signing_cert_store; unset: plain JSON messages."""

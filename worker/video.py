@@ -48,11 +48,6 @@ MAX_WAIT_S = 12 * 3600.0
 """A video job still IN_PROGRESS after this long fails with VideoJobTimeout (Rekognition's own jobs end well
 before: stored videos are at most 6 hours long)."""
 
-OUTAGE_S = 15 * 60.0
-"""How long the checks of a running video job may keep failing transiently (the endpoint down, 5xx, throttled, cut
-answers) before the job fails: an outage is waited out on the poll's countdown, as IN_PROGRESS is, instead of the
-poll spending its attempts inside it (issue 25: a 7.5 s restart failed a job whose Rekognition job SUCCEEDED)."""
-
 PAGE_SIZE = 1000
 """Get* results per call: Rekognition's maximum."""
 
@@ -70,7 +65,7 @@ class Continuation(BaseModel):
     started_at: datetime
     rekognition_ms: float = 0.0
     failing_since: datetime | None = None
-    """When the checks began to fail transiently (None: the last one was answered); see OUTAGE_S."""
+    """When the checks began to fail transiently (None: the last one was answered); see FACEQUEUE_VIDEO_OUTAGE_S."""
 
     def delay_s(self) -> float:
         """How long to wait before the next poll."""
@@ -168,8 +163,10 @@ async def poll(
         failure = classify(exc)
         now = utcnow()
         since = continuation.failing_since or now
-        if failure.retryable and (now - since).total_seconds() < OUTAGE_S:
-            # The Rekognition job runs on without us: check again after the next countdown, until OUTAGE_S.
+        if failure.retryable and (now - since).total_seconds() < deps.settings.video_outage_s:
+            # The Rekognition job runs on without us: check again after the next countdown, until the outage is
+            # FACEQUEUE_VIDEO_OUTAGE_S old. An outage is waited out on the poll's countdown, as IN_PROGRESS is, instead
+            # of the poll spending its attempts inside it (issue 25: a 7.5 s restart failed a job that SUCCEEDED).
             return continuation.model_copy(
                 update={
                     "polls": continuation.polls + 1,

@@ -43,7 +43,7 @@ def video_stack(
     start_local_rekognition: StartLocalRekognition,
     start_worker: Callable[..., WorkerProcess],
     tmp_path: Path,
-) -> Iterator[tuple[FaceQueue, LocalRekognitionProcess, Callable[[str], WorkerProcess]]]:
+) -> Iterator[tuple[FaceQueue, LocalRekognitionProcess, Callable[..., WorkerProcess]]]:
     """local_rekognition on a fixed port (so a restart is the same endpoint), a queue of our own, a worker starter
     for a given endpoint URL."""
     port = free_port()
@@ -51,8 +51,8 @@ def video_stack(
     queue = f"video-outage-{uuid.uuid4().hex[:8]}"
     fq = FaceQueue(ProducerSettings(redis_url=redis_url, queue=queue))  # type: ignore[arg-type]
 
-    def start(endpoint: str) -> WorkerProcess:
-        env = worker_environment(redis_url, endpoint, moto_s3_url, queue, cache_ttl_s="0")
+    def start(endpoint: str, **settings: str) -> WorkerProcess:
+        env = worker_environment(redis_url, endpoint, moto_s3_url, queue, cache_ttl_s="0", **settings)
         return start_worker(env, concurrency=4)
 
     yield fq, server, start
@@ -66,7 +66,7 @@ def _started(redis_url: str, job_id: str) -> Callable[[], bool]:
 
 
 def test_a_video_job_outlives_a_minute_without_its_endpoint(
-    video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[[str], WorkerProcess]],
+    video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[..., WorkerProcess]],
     redis_url: str,
     moto_s3_url: str,
     s3_bucket: str,
@@ -91,7 +91,7 @@ def test_a_video_job_outlives_a_minute_without_its_endpoint(
 
 
 def test_a_video_job_outlives_a_spell_of_server_errors(
-    video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[[str], WorkerProcess]],
+    video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[..., WorkerProcess]],
     redis_url: str,
     moto_s3_url: str,
     s3_bucket: str,
@@ -116,8 +116,30 @@ def test_a_video_job_outlives_a_spell_of_server_errors(
     assert _rekognition_jobs(server, "clips/errors.mp4") == 1
 
 
+def test_a_video_job_fails_once_its_checks_failed_for_facequeue_video_outage_s(
+    video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[..., WorkerProcess]],
+    redis_url: str,
+    moto_s3_url: str,
+    s3_bucket: str,
+    http_faults: Callable[[str], HttpFaults],
+) -> None:
+    # Given a worker told to wait out at most 3 s of failing checks, reaching local_rekognition through a fault
+    # proxy that answers every GetFaceDetection 500
+    fq, server, start = video_stack
+    proxy = http_faults(server.url)
+    proxy.set("5xx", operations=["GetFaceDetection"])
+    start(proxy.url, video_outage_s="3", max_attempts="1")
+    video_clip_in_s3(s3_client(moto_s3_url), s3_bucket, "clips/short-outage.mp4", seconds=2)
+    # When its video job's checks keep failing
+    envelope = fq.result(fq.submit(face_detection(f"s3://{s3_bucket}/clips/short-outage.mp4")), timeout_s=120)
+    # Then the job fails with the checks' error after a few of them, not after the default 15 minutes
+    assert envelope.status is JobStatus.FAILED and envelope.error is not None, envelope
+    assert envelope.error.code == "InternalServerError" and envelope.error.retryable
+    assert 2 <= proxy.stats().get("5xx:GetFaceDetection", 0) < 20
+
+
 def test_retrying_a_video_job_whose_answers_were_lost_reuses_its_rekognition_job(
-    video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[[str], WorkerProcess]],
+    video_stack: tuple[FaceQueue, LocalRekognitionProcess, Callable[..., WorkerProcess]],
     moto_s3_url: str,
     s3_bucket: str,
     http_faults: Callable[[str], HttpFaults],

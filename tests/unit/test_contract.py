@@ -20,6 +20,7 @@ from producer.contract import (
     ResultEnvelope,
     S3Image,
     SearchFacesByImageJob,
+    job_mark,
     parse_job,
     utcnow,
 )
@@ -41,6 +42,13 @@ def test_external_image_id_allows_colons_but_not_slashes() -> None:
     assert job.request()["ExternalImageId"] == "a:b.c-d_e"
     with pytest.raises(ValidationError, match="external_image_id"):
         IndexFacesJob(image=S3Image(bucket="photos", key="a"), collection_id="c", external_image_id="a/b")
+
+
+def test_the_workers_job_mark_prefix_is_reserved() -> None:
+    # A job choosing another job's mark as its ExternalImageId could have its faces taken for that job's (reconcile.py)
+    with pytest.raises(ValidationError, match="reserved"):
+        IndexFacesJob(image=S3, collection_id="c", external_image_id=job_mark("0123abcd"))
+    assert IndexFacesJob(image=S3, collection_id="c", external_image_id="facequeue:joe").external_image_id
 
 
 @pytest.mark.parametrize(("field", "value"), [("face_match_threshold", 101), ("max_faces", 0), ("max_faces", 5000)])
