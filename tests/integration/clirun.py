@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,28 @@ def run_cli(*args: str, env: dict[str, str], timeout_s: float = 240) -> subproce
         timeout=timeout_s,
         check=False,
     )
+
+
+def start_interruptible_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `python -m producer.cli ARGS` with Ctrl-C (SIGINT) at its default, whatever the test run inherited.
+
+    A shell that starts a command in the background without job control (``make test &``, CI runners, nohup) sets
+    SIGINT to ignored, the child inherits that, and Python then installs no KeyboardInterrupt: a test of Ctrl-C
+    would hang for a reason that is not the CLI's. A user's terminal gives the CLI the default, as this does.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def json_lines(stdout: str) -> list[dict[str, Any]]:

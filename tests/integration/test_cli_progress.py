@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +14,8 @@ from testmedia.photos import grace_hopper
 from tests.fixtures.faultproxy import HoldProbeReply
 from tests.fixtures.redis import RedisServer, wait_until
 from tests.fixtures.standin import StartStandIn
-from tests.fixtures.workers import ROOT, WorkerProcess, worker_environment
-from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli, unique_photo
+from tests.fixtures.workers import WorkerProcess, worker_environment
+from tests.integration.clirun import batch_id, cli_env, json_lines, run_cli, start_interruptible_cli, unique_photo
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -104,14 +102,7 @@ def test_ctrl_c_detaches_the_jobs_keep_running_and_status_resumes_with_the_same_
     )
     env = cli_env(redis_url, queue)
     photo = unique_photo(grace_hopper(), tmp_path / "slow.jpg", seed=uuid.uuid4().int)
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "analyze", str(photo), "--wait", "--progress", "always"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    cli = start_interruptible_cli("analyze", str(photo), "--wait", "--progress", "always", env=env)
     try:
         # When the progress bar is up (the CLI is watching), the user presses Ctrl-C
         assert cli.stderr is not None
@@ -154,14 +145,7 @@ def test_ctrl_c_while_the_worker_probe_waits_on_redis_detaches(
     proxy = HoldProbeReply(server.port).start()
     env = cli_env(proxy.url, f"unserved-{uuid.uuid4().hex[:8]}")
     photo = unique_photo(grace_hopper(), tmp_path / "queued.jpg", seed=uuid.uuid4().int)
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "analyze", str(photo), "--wait", "--progress", "always"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    cli = start_interruptible_cli("analyze", str(photo), "--wait", "--progress", "always", env=env)
     try:
         # When the user presses Ctrl-C while the probe waits (the batch is quiet: the first idle second probes)
         assert proxy.held.wait(120), "the CLI never asked the workers which queues they consume"
