@@ -93,12 +93,10 @@ end
 peak = peak or rate
 local function save(refresh)
   -- The TTL is renewed every ARGV[19] seconds, not with every slot (an EXPIRE a slot was one command in four).
-  if refresh or now - kept >= tonumber(ARGV[19]) then
-    redis.call('HSET', KEYS[1], 'tat', tat, 'rate', rate, 'epoch', epoch, 'mode', mode, 'peak', peak, 'kept', now)
-    redis.call('EXPIRE', KEYS[1], ARGV[12])
-  else
-    redis.call('HSET', KEYS[1], 'tat', tat, 'rate', rate, 'epoch', epoch, 'mode', mode, 'peak', peak)
-  end
+  local renew = refresh or now - kept >= tonumber(ARGV[19])
+  if renew then kept = now end
+  redis.call('HSET', KEYS[1], 'tat', tat, 'rate', rate, 'epoch', epoch, 'mode', mode, 'peak', peak, 'kept', kept)
+  if renew then redis.call('EXPIRE', KEYS[1], ARGV[12]) end
 end
 if ARGV[1] == 'throttled' then
   if tonumber(ARGV[4]) >= epoch then
