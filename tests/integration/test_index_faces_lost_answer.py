@@ -51,6 +51,19 @@ def _stack(
     return fq, lambda: start_worker(env, concurrency=2)
 
 
+def _the_one_record(envelope: Any) -> dict[str, Any]:
+    """The one FaceRecord of a job that succeeded."""
+    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
+    assert envelope.response is not None
+    [record] = envelope.response["FaceRecords"]
+    return dict(record)
+
+
+def _published(fq: FaceQueue, job_id: str) -> int:
+    """How many entries the results stream holds for the job."""
+    return sum(1 for _, f in fq.redis.xrange(fq.settings.results_stream) if f[b"job_id"].decode() == job_id)
+
+
 def test_a_lost_index_faces_answer_leaves_one_copy_and_touches_no_other_jobs_faces(
     redis_url: str,
     moto_s3_url: str,
@@ -77,9 +90,7 @@ def test_a_lost_index_faces_answer_leaves_one_copy_and_touches_no_other_jobs_fac
     # Then the job succeeds with the one face its lost call indexed, the only copy in the collection, and every
     # face another job indexed is still there, untouched
     assert proxy.stats().get("cut:IndexFaces", 0) >= 1
-    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
-    assert envelope.response is not None
-    [record] = envelope.response["FaceRecords"]
+    record = _the_one_record(envelope)
     now = _faces(rekognition, cid)
     assert set(now) == set(earlier) | {record["Face"]["FaceId"]} and len(now) == 4
     assert all(now[face_id] == face for face_id, face in earlier.items())
@@ -87,8 +98,7 @@ def test_a_lost_index_faces_answer_leaves_one_copy_and_touches_no_other_jobs_fac
     assert record["Face"] == now[record["Face"]["FaceId"]]
     assert record["Face"]["ExternalImageId"] == job_mark(envelope.job_id)
     assert record["FaceDetail"]["BoundingBox"] == record["Face"]["BoundingBox"]
-    published = [f for _, f in fq.redis.xrange(fq.settings.results_stream) if f[b"job_id"].decode() == envelope.job_id]
-    assert len(published) == 1
+    assert _published(fq, envelope.job_id) == 1
     fq.close()
 
 
@@ -129,13 +139,10 @@ def test_a_job_redelivered_after_its_call_acted_unrecorded_adopts_that_face(
     start()
     envelope = fq.result(handle, timeout_s=120)
     # Then the job's one result holds the face the killed run indexed, and the collection holds it once
-    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
-    assert envelope.response is not None
-    [record] = envelope.response["FaceRecords"]
+    record = _the_one_record(envelope)
     now = _faces(rekognition, cid)
     assert set(now) == set(earlier) | {record["Face"]["FaceId"]} and len(now) == len(earlier) + 1
-    published = [f for _, f in fq.redis.xrange(fq.settings.results_stream) if f[b"job_id"].decode() == handle.job_id]
-    assert len(published) == 1
+    assert _published(fq, handle.job_id) == 1
     fq.close()
 
 
@@ -191,8 +198,6 @@ def test_calls_that_reach_rekognition_after_the_worker_gave_up_leave_one_copy(
     envelope = fq.result(fq.submit(jobs.index_faces(PHOTO, cid, max_faces=1)), timeout_s=120)
     # Then the job's answer is one face, the only one in the collection
     assert proxy.stats().get("stall:IndexFaces", 0) >= 2
-    assert envelope.status is JobStatus.SUCCEEDED, envelope.error
-    assert envelope.response is not None
-    [record] = envelope.response["FaceRecords"]
+    record = _the_one_record(envelope)
     assert set(_faces(rekognition, cid)) == {record["Face"]["FaceId"]}
     fq.close()
